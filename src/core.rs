@@ -1,0 +1,576 @@
+//! The pure scheduler: given entries, their run state and "now", decide
+//! which runs are due and when to wake next.
+//!
+//! Nothing here reads a clock, sleeps or does I/O; `now` is always an
+//! argument, so a whole year can be simulated in milliseconds.
+//!
+//! Each entry's next run sits in one ordered queue keyed by its due time
+//! (scheduled time plus jitter), so finding due runs costs O(log n) per run
+//! whatever the number of entries.
+//!
+//! # Missed runs
+//!
+//! The scheduler dispatches only while *active* ([`Scheduler::resume`] to
+//! [`Scheduler::pause`]). A run whose due time is before the moment
+//! dispatching (re)started was *missed*; the entry's `misfire` policy decides
+//! what happens to it. A run that falls due while active is dispatched even
+//! if the loop is a little late, unless it is older than the entry's `grace`.
+//!
+//! # Protocol
+//!
+//! [`Scheduler::poll`] returns [`Decision`]s; the caller acts on each and
+//! reports back with [`Scheduler::record`] before the next poll. A failed
+//! publish is recorded and followed by [`Scheduler::pause`]; the next
+//! [`Scheduler::resume`] recomputes every entry from its durable state, so
+//! the failed run comes back as a missed run.
+
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::entry::{Entry, MISFIRE_ALL_LIMIT, Misfire};
+use crate::schedule::Schedule;
+use crate::state::EntryState;
+
+/// One run of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Run {
+    /// The time the schedule names; identifies the run (task id, state).
+    pub scheduled: Timestamp,
+    /// When it is dispatched: `scheduled` plus the entry's jitter.
+    pub due: Timestamp,
+}
+
+/// Why runs were not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// Missed, and the misfire policy drops it.
+    Misfire,
+    /// Older than the entry's grace.
+    Grace,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Misfire => "misfire",
+            SkipReason::Grace => "grace",
+        }
+    }
+}
+
+/// What to do now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Publish this run.
+    Dispatch {
+        entry: Arc<Entry>,
+        run: Run,
+        missed: bool,
+    },
+    /// `count` runs from `first` to `last` (scheduled times) are dropped.
+    Skip {
+        entry: Arc<Entry>,
+        reason: SkipReason,
+        count: u64,
+        first: Timestamp,
+        last: Timestamp,
+    },
+}
+
+impl Decision {
+    pub fn entry(&self) -> &Arc<Entry> {
+        match self {
+            Decision::Dispatch { entry, .. } | Decision::Skip { entry, .. } => entry,
+        }
+    }
+}
+
+/// The result of acting on a [`Decision::Dispatch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The broker has it.
+    Sent { at: Timestamp },
+    /// The broker does not have it; the run stays owed.
+    Failed { error: String },
+    /// It may or may not have arrived (a timeout after sending). Counted as
+    /// sent so it is never repeated: at most once wins over at least once.
+    Unknown { at: Timestamp, error: String },
+}
+
+struct Slot {
+    entry: Arc<Entry>,
+    state: EntryState,
+    /// Scheduled time of the last run handed out by `poll` (may be ahead of
+    /// `state.cursor` until recorded).
+    considered: Option<Timestamp>,
+    next: Option<Run>,
+}
+
+/// The scheduler's view of all entries.
+#[derive(Default)]
+pub struct Scheduler {
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    by_name: HashMap<String, u32>,
+    queue: BTreeSet<(Timestamp, u32)>,
+    active_since: Option<Timestamp>,
+}
+
+/// Ceiling on runs walked for one entry in one catch-up, so a pathological
+/// schedule (a seconds-level cron after a long outage) cannot stall the loop.
+const CATCH_UP_WALK_LIMIT: u64 = 5_000_000;
+
+impl Scheduler {
+    pub fn new() -> Scheduler {
+        Scheduler::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// True between `resume` and `pause`.
+    pub fn is_active(&self) -> bool {
+        self.active_since.is_some()
+    }
+
+    /// Adds or replaces an entry. `state` is its durable state if any (only
+    /// used for a new entry). A changed schedule (see
+    /// [`Entry::timing_key`]) starts afresh at `now`: no run before `now` is
+    /// owed for it; so does an entry that becomes enabled.
+    pub fn upsert(&mut self, entry: Entry, state: Option<EntryState>, now: Timestamp) {
+        let key = entry.timing_key();
+        let (id, mut st, was_enabled, considered) = match self.by_name.get(&entry.name) {
+            Some(&id) => {
+                let slot = self.slots[id as usize].take().expect("indexed slot exists");
+                if let Some(n) = slot.next {
+                    self.queue.remove(&(n.due, id));
+                }
+                (id, slot.state, Some(slot.entry.enabled), slot.considered)
+            }
+            None => {
+                let id = self.free.pop().unwrap_or_else(|| {
+                    self.slots.push(None);
+                    (self.slots.len() - 1) as u32
+                });
+                self.by_name.insert(entry.name.clone(), id);
+                let st = state.unwrap_or_default();
+                let considered = st.cursor;
+                (id, st, None, considered)
+            }
+        };
+        let fresh = st.timing_key.is_empty();
+        let changed = !fresh && st.timing_key != key;
+        let reenabled = was_enabled == Some(false) && entry.enabled;
+        if st.anchor.is_none() || changed {
+            st.anchor = Some(now);
+        }
+        let mut considered = considered;
+        if changed
+            || reenabled
+            || (fresh && st.cursor.is_none() && !matches!(entry.schedule, Schedule::At(_)))
+        {
+            st.cursor = Some(st.cursor.map_or(now, |c| c.max(now)));
+            considered = Some(considered.map_or(now, |c| c.max(now)));
+        }
+        st.timing_key = key;
+        let mut slot = Slot {
+            entry: Arc::new(entry),
+            state: st,
+            considered,
+            next: None,
+        };
+        slot.next = next_run(&slot, slot.considered);
+        if let Some(n) = slot.next {
+            self.queue.insert((n.due, id));
+        }
+        self.slots[id as usize] = Some(slot);
+    }
+
+    /// Removes an entry; returns its state.
+    pub fn remove(&mut self, name: &str) -> Option<EntryState> {
+        let id = self.by_name.remove(name)?;
+        let slot = self.slots[id as usize].take()?;
+        if let Some(n) = slot.next {
+            self.queue.remove(&(n.due, id));
+        }
+        self.free.push(id);
+        Some(slot.state)
+    }
+
+    /// Names of all entries.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// An entry, its durable state and its next run.
+    pub fn get(&self, name: &str) -> Option<(&Arc<Entry>, &EntryState, Option<Run>)> {
+        let slot = self.slots[*self.by_name.get(name)? as usize].as_ref()?;
+        Some((&slot.entry, &slot.state, slot.next))
+    }
+
+    /// Every entry with its state and next run.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<Entry>, &EntryState, Option<Run>)> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| (&s.entry, &s.state, s.next))
+    }
+
+    /// Starts (or restarts) dispatching at `now`. Every entry's next run is
+    /// recomputed from its durable state, so runs that were handed out but
+    /// never recorded as sent come back, as missed runs.
+    pub fn resume(&mut self, now: Timestamp) {
+        self.active_since = Some(now);
+        self.queue.clear();
+        for (id, slot) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = slot else { continue };
+            slot.considered = slot.state.cursor;
+            slot.next = next_run(slot, slot.considered);
+            if let Some(n) = slot.next {
+                self.queue.insert((n.due, id as u32));
+            }
+        }
+    }
+
+    /// Stops dispatching (leadership lost, broker down, shutting down).
+    pub fn pause(&mut self) {
+        self.active_since = None;
+    }
+
+    /// When the next run falls due, if any.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        self.queue.first().map(|(t, _)| *t)
+    }
+
+    /// The decisions due at `now`, in due order. Empty while paused.
+    pub fn poll(&mut self, now: Timestamp) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let Some(since) = self.active_since else {
+            return out;
+        };
+        while let Some(&(due, id)) = self.queue.first() {
+            if due > now {
+                break;
+            }
+            self.queue.pop_first();
+            let slot = self.slots[id as usize]
+                .as_mut()
+                .expect("queued slot exists");
+            let Some(run) = slot.next.take() else {
+                continue;
+            };
+            if run.due < since {
+                decide_missed(slot, run, since, now, &mut out);
+            } else {
+                if within_grace(&slot.entry, run, now) {
+                    out.push(Decision::Dispatch {
+                        entry: slot.entry.clone(),
+                        run,
+                        missed: false,
+                    });
+                } else {
+                    out.push(skip(
+                        slot,
+                        SkipReason::Grace,
+                        1,
+                        run.scheduled,
+                        run.scheduled,
+                    ));
+                }
+                slot.considered = Some(run.scheduled);
+            }
+            slot.next = next_run(slot, slot.considered);
+            if let Some(n) = slot.next {
+                self.queue.insert((n.due, id));
+            }
+        }
+        out
+    }
+
+    /// Records what came of a decision in the entry's durable state. Returns
+    /// the new state, for the caller to persist.
+    pub fn record(
+        &mut self,
+        decision: &Decision,
+        outcome: Option<&Outcome>,
+    ) -> Option<&EntryState> {
+        let id = *self.by_name.get(&decision.entry().name)?;
+        let slot = self.slots[id as usize].as_mut()?;
+        let st = &mut slot.state;
+        let advance =
+            |c: &mut Option<Timestamp>, t: Timestamp| *c = Some(c.map_or(t, |c| c.max(t)));
+        match (decision, outcome) {
+            (Decision::Dispatch { run, .. }, Some(Outcome::Sent { at })) => {
+                advance(&mut st.cursor, run.scheduled);
+                st.last_run = Some(st.last_run.map_or(run.scheduled, |l| l.max(run.scheduled)));
+                st.last_sent_at = Some(*at);
+                st.total_runs += 1;
+                st.last_error = None;
+            }
+            (Decision::Dispatch { run, .. }, Some(Outcome::Unknown { at, error })) => {
+                advance(&mut st.cursor, run.scheduled);
+                st.last_run = Some(st.last_run.map_or(run.scheduled, |l| l.max(run.scheduled)));
+                st.last_sent_at = Some(*at);
+                st.total_runs += 1;
+                st.last_error = Some(error.clone());
+            }
+            (Decision::Dispatch { .. }, Some(Outcome::Failed { error })) => {
+                st.last_error = Some(error.clone());
+            }
+            (Decision::Dispatch { .. }, None) => {}
+            (Decision::Skip { last, .. }, _) => advance(&mut st.cursor, *last),
+        }
+        Some(&slot.state)
+    }
+}
+
+fn within_grace(entry: &Entry, run: Run, now: Timestamp) -> bool {
+    entry.grace.is_none_or(|g| now.duration_since(run.due) <= g)
+}
+
+fn skip(
+    slot: &Slot,
+    reason: SkipReason,
+    count: u64,
+    first: Timestamp,
+    last: Timestamp,
+) -> Decision {
+    Decision::Skip {
+        entry: slot.entry.clone(),
+        reason,
+        count,
+        first,
+        last,
+    }
+}
+
+/// The first run strictly after `after` (or the first run at all).
+fn next_run(slot: &Slot, after: Option<Timestamp>) -> Option<Run> {
+    let e = &slot.entry;
+    if !e.enabled {
+        return None;
+    }
+    let anchor = slot.state.anchor.unwrap_or(Timestamp::UNIX_EPOCH);
+    let after = after.unwrap_or(Timestamp::MIN);
+    let scheduled = e.next_after(anchor, after)?;
+    let due = scheduled.checked_add(e.jitter_offset()).ok()?;
+    Some(Run { scheduled, due })
+}
+
+/// Handles the runs of one entry that fell due before `since`, starting
+/// with `first`. Leaves `slot.considered` at the last missed run.
+fn decide_missed(
+    slot: &mut Slot,
+    first: Run,
+    since: Timestamp,
+    now: Timestamp,
+    out: &mut Vec<Decision>,
+) {
+    let policy = slot.entry.misfire;
+    // Walk the missed runs, keeping the few we may dispatch.
+    let mut count: u64 = 0;
+    let mut last = first;
+    let mut kept: BinaryHeap<std::cmp::Reverse<Run>> = BinaryHeap::new();
+    let mut cur = Some(first);
+    if let Some((n, l)) = interval_missed(slot, first, since) {
+        (count, last, cur) = (n, l, None);
+    }
+    while let Some(run) = cur {
+        if run.due >= since || count >= CATCH_UP_WALK_LIMIT {
+            break;
+        }
+        count += 1;
+        last = run;
+        if policy == Misfire::All {
+            // Keep the newest MISFIRE_ALL_LIMIT + 1 to tell "too many" apart.
+            kept.push(std::cmp::Reverse(run));
+            if kept.len() > MISFIRE_ALL_LIMIT + 1 {
+                kept.pop();
+            }
+        }
+        cur = next_run(slot, Some(run.scheduled));
+    }
+    slot.considered = Some(last.scheduled);
+    let entry = slot.entry.clone();
+    let dispatch = |run: Run| Decision::Dispatch {
+        entry: entry.clone(),
+        run,
+        missed: true,
+    };
+    match policy {
+        Misfire::Skip => out.push(skip(
+            slot,
+            SkipReason::Misfire,
+            count,
+            first.scheduled,
+            last.scheduled,
+        )),
+        Misfire::Once => {
+            if count > 1 {
+                let before_last = count - 1;
+                let prev_last = previous_missed(slot, first, last);
+                out.push(skip(
+                    slot,
+                    SkipReason::Misfire,
+                    before_last,
+                    first.scheduled,
+                    prev_last,
+                ));
+            }
+            if within_grace(&slot.entry, last, now) {
+                out.push(dispatch(last));
+            } else {
+                out.push(skip(
+                    slot,
+                    SkipReason::Grace,
+                    1,
+                    last.scheduled,
+                    last.scheduled,
+                ));
+            }
+        }
+        Misfire::All => {
+            let mut runs: Vec<Run> = kept.into_iter().map(|r| r.0).collect();
+            runs.sort();
+            if count as usize > MISFIRE_ALL_LIMIT {
+                // Too many: fire the latest only, and say so.
+                let prev_last = previous_missed(slot, first, last);
+                out.push(skip(
+                    slot,
+                    SkipReason::Misfire,
+                    count - 1,
+                    first.scheduled,
+                    prev_last,
+                ));
+                runs = vec![last];
+            }
+            let (late, ok): (Vec<Run>, Vec<Run>) = runs
+                .into_iter()
+                .partition(|r| !within_grace(&slot.entry, *r, now));
+            if let (Some(a), Some(b)) = (late.first(), late.last()) {
+                out.push(skip(
+                    slot,
+                    SkipReason::Grace,
+                    late.len() as u64,
+                    a.scheduled,
+                    b.scheduled,
+                ));
+            }
+            out.extend(ok.into_iter().map(dispatch));
+        }
+    }
+}
+
+/// For intervals under `once`/`skip`: the number of missed runs from
+/// `first` and the last one, in O(1) however long the outage.
+fn interval_missed(slot: &Slot, first: Run, since: Timestamp) -> Option<(u64, Run)> {
+    let (Schedule::Every(i), Misfire::Once | Misfire::Skip) =
+        (&slot.entry.schedule, slot.entry.misfire)
+    else {
+        return None;
+    };
+    let e = &slot.entry;
+    let anchor = e.start_at.or(slot.state.anchor)?;
+    let j = e.jitter_offset();
+    let mut limit = since
+        .checked_sub(j)
+        .ok()?
+        .checked_sub(SignedDuration::from_nanos(1))
+        .ok()?;
+    if let Some(end) = e.end_at {
+        limit = limit.min(end.checked_sub(SignedDuration::from_nanos(1)).ok()?);
+    }
+    let last = i.last_at_or_before(anchor, limit)?.max(first.scheduled);
+    let count = (last.as_nanosecond() - first.scheduled.as_nanosecond()) / i.every.as_nanos() + 1;
+    Some((
+        count as u64,
+        Run {
+            scheduled: last,
+            due: last.checked_add(j).ok()?,
+        },
+    ))
+}
+
+/// The scheduled time of the missed run just before `last`.
+fn previous_missed(slot: &Slot, first: Run, last: Run) -> Timestamp {
+    if let Schedule::Every(i) = &slot.entry.schedule {
+        return last
+            .scheduled
+            .checked_sub(i.every)
+            .unwrap_or(first.scheduled)
+            .max(first.scheduled);
+    }
+    let mut prev = first.scheduled;
+    let mut cur = Some(first);
+    while let Some(r) = cur {
+        if r.scheduled >= last.scheduled {
+            break;
+        }
+        prev = r.scheduled;
+        cur = next_run(slot, Some(r.scheduled));
+    }
+    prev
+}
+
+/// The next `count` runs of `entries` strictly after `from` (by due time)
+/// and before `until`, merged in time order. Each item pairs an entry with
+/// its interval anchor.
+pub fn upcoming<'a>(
+    entries: impl IntoIterator<Item = (&'a Entry, Timestamp)>,
+    from: Timestamp,
+    until: Option<Timestamp>,
+    count: usize,
+) -> Vec<(&'a Entry, Run)> {
+    use std::cmp::Reverse;
+    let next = |e: &Entry, anchor: Timestamp, after_due: Timestamp| -> Option<Run> {
+        if !e.enabled {
+            return None;
+        }
+        let j = e.jitter_offset();
+        let scheduled = e.next_after(anchor, after_due.checked_sub(j).ok()?)?;
+        let run = Run {
+            scheduled,
+            due: scheduled.checked_add(j).ok()?,
+        };
+        until.is_none_or(|u| run.due < u).then_some(run)
+    };
+    let entries: Vec<(&Entry, Timestamp)> = entries.into_iter().collect();
+    let mut heap = BinaryHeap::new();
+    for (i, (e, anchor)) in entries.iter().enumerate() {
+        if let Some(r) = next(e, *anchor, from) {
+            heap.push(Reverse((r.due, i, r)));
+        }
+    }
+    let mut out = Vec::with_capacity(count.min(10_000));
+    while out.len() < count {
+        let Some(Reverse((_, i, run))) = heap.pop() else {
+            break;
+        };
+        let (e, anchor) = entries[i];
+        out.push((e, run));
+        if let Some(r) = next(e, anchor, run.due) {
+            heap.push(Reverse((r.due, i, r)));
+        }
+    }
+    out
+}
+
+/// How long the loop may sleep: until the next due run, capped so clock
+/// steps and suspends are noticed within `cap`.
+pub fn sleep_for(
+    next_wake: Option<Timestamp>,
+    now: Timestamp,
+    cap: SignedDuration,
+) -> SignedDuration {
+    match next_wake {
+        Some(w) => now.duration_until(w).clamp(SignedDuration::ZERO, cap),
+        None => cap,
+    }
+}

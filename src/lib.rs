@@ -1,0 +1,14 @@
+//! metronome: a periodic task scheduler that publishes Celery task messages,
+//! a drop-in replacement for `celery beat`.
+//!
+//! See `ARCHITECTURE.md` for the data flow and a map of the modules.
+
+pub mod broker;
+pub mod celery;
+pub mod core;
+pub mod duration;
+pub mod entry;
+pub mod schedule;
+pub mod service;
+pub mod source;
+pub mod state;

@@ -1,0 +1,325 @@
+//! The `metronome` command line. Parsing flags and printing results only;
+//! the work is done by the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use metronome::broker::{Broker, mask_url};
+use metronome::core::upcoming;
+use metronome::source::yaml::{self, DefaultZone};
+use metronome::state::file::StateFile;
+
+#[derive(Parser)]
+#[command(
+    name = "metronome",
+    version,
+    about = "A periodic task scheduler for Celery: a drop-in replacement for celery beat"
+)]
+struct Cli {
+    /// Log format: `text` (default) or `json`.
+    #[arg(
+        long,
+        global = true,
+        env = "METRONOME_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scheduler: load schedules, dispatch runs to the broker.
+    Run(RunArgs),
+    /// Validate schedule files; exit 1 with FILE:LINE:COL messages on errors.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        zone: ZoneArg,
+    },
+    /// List upcoming runs, merged across entries in time order.
+    Next(NextArgs),
+}
+
+#[derive(clap::Args)]
+struct ZoneArg {
+    /// Zone for files that set no `timezone` (falls back to CELERY_TIMEZONE, then UTC).
+    #[arg(long, env = "METRONOME_TIMEZONE")]
+    timezone: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Schedule file (repeatable).
+    #[arg(
+        long = "schedule",
+        env = "METRONOME_SCHEDULE",
+        value_delimiter = ',',
+        required = true
+    )]
+    schedules: Vec<PathBuf>,
+    /// Broker URL: redis://, rediss://, amqp://, amqps:// or stdout:// (falls back to CELERY_BROKER_URL).
+    #[arg(long, env = "METRONOME_BROKER_URL")]
+    broker: Option<String>,
+    /// Run without a lease, keeping run state in --state-file (the only mode of this build).
+    #[arg(long, env = "METRONOME_NO_LOCK")]
+    no_lock: bool,
+    /// Local run-state file for standalone mode.
+    #[arg(
+        long,
+        env = "METRONOME_STATE_FILE",
+        default_value = "metronome-state.json"
+    )]
+    state_file: PathBuf,
+    #[command(flatten)]
+    zone: ZoneArg,
+}
+
+#[derive(clap::Args)]
+struct NextArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// How many runs to list (of the named entry with --name).
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// List runs strictly after this RFC 3339 instant (default: now).
+    #[arg(long)]
+    from: Option<Timestamp>,
+    /// List runs strictly before this RFC 3339 instant.
+    #[arg(long)]
+    until: Option<Timestamp>,
+    /// Only this entry.
+    #[arg(long)]
+    name: Option<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    zone: ZoneArg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Check { files, zone } => check(&files, &zone),
+        Command::Next(args) => next(&args),
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("metronome: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("METRONOME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn default_zone(z: &ZoneArg) -> anyhow::Result<DefaultZone> {
+    let name = z
+        .timezone
+        .clone()
+        .or_else(|| std::env::var("CELERY_TIMEZONE").ok())
+        .filter(|s| !s.is_empty());
+    match name {
+        None => Ok(None),
+        Some(n) => {
+            let tz = TimeZone::get(&n).with_context(|| {
+                format!("unknown time zone `{n}` in --timezone/CELERY_TIMEZONE")
+            })?;
+            Ok(Some((n, tz)))
+        }
+    }
+}
+
+fn check(files: &[PathBuf], zone: &ZoneArg) -> anyhow::Result<ExitCode> {
+    match yaml::load_files(files, &default_zone(zone)?) {
+        Ok(entries) => {
+            let mut kinds = std::collections::BTreeMap::new();
+            for e in &entries {
+                *kinds.entry(e.schedule.kind()).or_insert(0) += 1;
+            }
+            let detail: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!(
+                "ok: {} schedule{} in {} file{} ({})",
+                entries.len(),
+                if entries.len() == 1 { "" } else { "s" },
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                detail.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errs) => {
+            eprintln!("{errs}");
+            eprintln!(
+                "{} error{} found",
+                errs.0.len(),
+                if errs.0.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn next(a: &NextArgs) -> anyhow::Result<ExitCode> {
+    let entries = match yaml::load_files(&a.files, &default_zone(&a.zone)?) {
+        Ok(e) => e,
+        Err(errs) => {
+            eprintln!("{errs}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let from = a.from.unwrap_or_else(Timestamp::now);
+    let selected: Vec<_> = match &a.name {
+        Some(n) => {
+            let e: Vec<_> = entries.iter().filter(|e| &e.name == n).collect();
+            if e.is_empty() {
+                bail!("no schedule named `{n}`");
+            }
+            e
+        }
+        None => entries.iter().collect(),
+    };
+    // Without run state, an interval is anchored at `--from`.
+    let runs = upcoming(
+        selected.into_iter().map(|e| (e, from)),
+        from,
+        a.until,
+        a.count,
+    );
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        for (e, run) in runs {
+            let at = run.due.to_zoned(e.timezone.clone());
+            let line = serde_json::json!({
+                "schedule": e.name, "task": e.task,
+                "at": at.strftime("%Y-%m-%dT%H:%M:%S%.f%:z").to_string(),
+                "utc": run.due.to_string(),
+            });
+            writeln!(out, "{line}")?;
+        }
+    } else {
+        let rows: Vec<[String; 4]> = runs
+            .iter()
+            .map(|(e, run)| {
+                let at = run.due.to_zoned(e.timezone.clone());
+                [
+                    format!(
+                        "{} {}",
+                        at.strftime("%Y-%m-%d %H:%M:%S%.f %:z"),
+                        e.timezone_name
+                    ),
+                    run.due.to_string(),
+                    e.name.clone(),
+                    e.task.clone(),
+                ]
+            })
+            .collect();
+        let head = ["AT (LOCAL)", "UTC", "SCHEDULE", "TASK"];
+        let mut w = head.map(str::len);
+        for r in &rows {
+            for (i, c) in r.iter().enumerate() {
+                w[i] = w[i].max(c.chars().count());
+            }
+        }
+        let line = |r: &[&str; 4]| {
+            format!(
+                "{:w0$}  {:w1$}  {:w2$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2]
+            )
+        };
+        writeln!(out, "{}", line(&head))?;
+        for r in &rows {
+            writeln!(
+                out,
+                "{}",
+                line(&[r[0].as_str(), r[1].as_str(), r[2].as_str(), r[3].as_str()])
+            )?;
+        }
+        if rows.is_empty() {
+            writeln!(out, "(no runs in range)")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let broker_url = a
+        .broker
+        .clone()
+        .or_else(|| std::env::var("CELERY_BROKER_URL").ok())
+        .filter(|s| !s.is_empty())
+        .context("no broker: pass --broker or set METRONOME_BROKER_URL (or CELERY_BROKER_URL)")?;
+    let entries = match yaml::load_files(&a.schedules, &default_zone(&a.zone)?) {
+        Ok(e) => e,
+        Err(errs) => {
+            eprintln!("{errs}");
+            bail!(
+                "refusing to start: the schedule files have {} error(s)",
+                errs.0.len()
+            );
+        }
+    };
+    let _ = a.no_lock; // standalone is the only mode so far
+    let (state_file, states) = StateFile::open(&a.state_file)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let broker = Broker::connect(&broker_url).await?;
+        tracing::info!(broker = %mask_url(&broker_url), "broker connected");
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+        metronome::service::run(entries, state_file, states, broker, rx).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

@@ -1,0 +1,4 @@
+//! Sources of schedule entries: turning outside data into validated
+//! [`Entry`](crate::entry::Entry) values.
+
+pub mod yaml;

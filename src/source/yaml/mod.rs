@@ -1,0 +1,236 @@
+//! Schedule files in YAML (see `shared/spec/schedule-file.md`).
+//!
+//! Loading reads every file whole, reports every problem found (not just the
+//! first) as `FILE:LINE:COL: message`, and accepts nothing from a set of
+//! files unless all of them are valid.
+
+pub mod node;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use crate::entry::{self, Checker, Context, Entry, FieldError, Options};
+use node::{Node, Pos, Value};
+
+/// One problem in a schedule file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: String,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file,
+            self.pos.line.max(1),
+            self.pos.col.max(1),
+            self.message
+        )
+    }
+}
+
+/// Every problem found in a set of files.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+const FILE_KEYS: &[&str] = &["timezone", "defaults", "routes", "schedules"];
+
+/// The zone for files that name none (`METRONOME_TIMEZONE`/`CELERY_TIMEZONE`);
+/// `None` means UTC.
+pub type DefaultZone = Option<(String, jiff::tz::TimeZone)>;
+
+/// Parses one file's text. `file` is the label used in errors and origins.
+pub fn load_str(file: &str, text: &str, zone: &DefaultZone) -> Result<Vec<Entry>, LoadErrors> {
+    let to_load = |e: FieldError| LoadError {
+        file: file.to_string(),
+        pos: e.pos,
+        message: e.to_string(),
+    };
+    let root = match node::parse(text) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            return Err(LoadErrors(vec![LoadError {
+                file: file.to_string(),
+                pos: Pos { line: 1, col: 1 },
+                message: "the file is empty; expected a mapping with `schedules`".into(),
+            }]));
+        }
+        Err(errs) => {
+            return Err(LoadErrors(
+                errs.into_iter()
+                    .map(|e| LoadError {
+                        file: file.to_string(),
+                        pos: e.pos,
+                        message: e.message,
+                    })
+                    .collect(),
+            ));
+        }
+    };
+    let mut errors = Vec::new();
+    let entries = load_root(file, &root, zone, &mut errors);
+    if errors.is_empty() {
+        Ok(entries)
+    } else {
+        Err(LoadErrors(errors.into_iter().map(to_load).collect()))
+    }
+}
+
+fn load_root(
+    file: &str,
+    root: &Node,
+    zone: &DefaultZone,
+    errors: &mut Vec<FieldError>,
+) -> Vec<Entry> {
+    let mut c = Checker { errors };
+    if !matches!(root.value, Value::Map(_)) {
+        c.err(
+            root,
+            "",
+            format!(
+                "expected a mapping with `schedules` at the top, found {}",
+                root.type_name()
+            ),
+        );
+        return Vec::new();
+    }
+    c.known_keys(root, "", FILE_KEYS);
+    let mut ctx = Context {
+        source: file.to_string(),
+        timezone: zone.clone(),
+        ..Default::default()
+    };
+    if let Some(n) = root.get("timezone") {
+        ctx.timezone = c.timezone(n, "timezone");
+    }
+    if let Some(n) = root.get("defaults") {
+        ctx.defaults = c.options(n, "defaults");
+    }
+    if let Some(n) = root.get("routes") {
+        match &n.value {
+            Value::Map(pairs) => {
+                for (k, v) in pairs {
+                    let Some(glob) = c.string(k, "routes") else {
+                        continue;
+                    };
+                    let path = format!("routes.{glob}");
+                    let opts = match &v.value {
+                        Value::Str(q) => Options {
+                            queue: Some(q.clone()),
+                            ..Default::default()
+                        },
+                        _ => c.options(v, &path),
+                    };
+                    ctx.routes.push((glob, opts));
+                }
+            }
+            _ => c.err(
+                n,
+                "routes",
+                format!(
+                    "expected a mapping of task-name globs to options, found {}",
+                    n.type_name()
+                ),
+            ),
+        }
+    }
+    let Some(schedules) = root.get("schedules") else {
+        c.err(
+            root,
+            "",
+            "missing `schedules`: a mapping of schedule names to entries",
+        );
+        return Vec::new();
+    };
+    let Value::Map(pairs) = &schedules.value else {
+        if !matches!(schedules.value, Value::Null) {
+            c.err(
+                schedules,
+                "schedules",
+                format!(
+                    "expected a mapping of names to entries, found {}",
+                    schedules.type_name()
+                ),
+            );
+        }
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let Some(name) = c.string(k, "schedules") else {
+            continue;
+        };
+        let path = format!("schedules.{name}");
+        if let Some(e) = entry::parse_entry(&name, k.pos, v, &ctx, &path, c.errors) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Loads several files; names must be unique across all of them.
+pub fn load_files<P: AsRef<Path>>(
+    paths: &[P],
+    zone: &DefaultZone,
+) -> Result<Vec<Entry>, LoadErrors> {
+    let mut errors = Vec::new();
+    let mut all = Vec::new();
+    for p in paths {
+        let label = p.as_ref().display().to_string();
+        match std::fs::read_to_string(p) {
+            Ok(text) => match load_str(&label, &text, zone) {
+                Ok(entries) => all.extend(entries),
+                Err(LoadErrors(e)) => errors.extend(e),
+            },
+            Err(e) => errors.push(LoadError {
+                file: label,
+                pos: Pos::default(),
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    errors.extend(duplicate_names(&all));
+    if errors.is_empty() {
+        Ok(all)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
+/// Errors for names defined more than once across sources.
+pub fn duplicate_names(entries: &[Entry]) -> Vec<LoadError> {
+    let mut seen: HashMap<&str, &Entry> = HashMap::with_capacity(entries.len());
+    let mut out = Vec::new();
+    for e in entries {
+        if let Some(first) = seen.get(e.name.as_str()) {
+            out.push(LoadError {
+                file: e.origin.source.clone(),
+                pos: e.origin.pos,
+                message: format!(
+                    "duplicate schedule name `{}`: already defined at {}",
+                    e.name, first.origin
+                ),
+            });
+        } else {
+            seen.insert(&e.name, e);
+        }
+    }
+    out
+}

@@ -1,0 +1,37 @@
+//! Durable run state per entry, and the stores that keep it.
+//!
+//! The state says which runs are decided (sent or deliberately skipped), so
+//! a restart or a new leader neither repeats nor loses a run.
+
+pub mod file;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// What is remembered about one entry between runs and restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryState {
+    /// Every run whose scheduled (nominal) time is at or before this instant
+    /// has been decided. `None` for a one-off never considered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Timestamp>,
+    /// Scheduled time of the last run sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<Timestamp>,
+    /// When that run was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sent_at: Option<Timestamp>,
+    /// How many runs were sent.
+    #[serde(default)]
+    pub total_runs: u64,
+    /// The last publish error, cleared by the next success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Interval anchor: when the entry was first seen (or re-anchored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Timestamp>,
+    /// The entry's [`timing_key`](crate::entry::Entry::timing_key) when the
+    /// state was last written; a different key means the schedule changed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub timing_key: String,
+}
