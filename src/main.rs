@@ -301,7 +301,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let broker = Broker::connect(&broker_url).await?;
-        tracing::info!(broker = %mask_url(&broker_url), "broker connected");
+        tracing::info!(broker = %mask_url(&broker_url), "broker configured");
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;

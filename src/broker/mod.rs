@@ -1,6 +1,8 @@
 //! Getting messages to a broker. Each transport owns its connection and
 //! reports, per message, whether the broker has it.
 
+pub mod amqp;
+pub mod redis;
 pub mod stdout;
 
 use crate::celery::message::Message;
@@ -27,21 +29,44 @@ pub struct BrokerUrlError {
     pub reason: String,
 }
 
-/// A connected transport.
+/// A transport. Network brokers connect lazily and reconnect on their own;
+/// while one is unreachable every publish reports
+/// [`PublishError::Unavailable`].
 pub enum Broker {
     Stdout(stdout::StdoutBroker),
+    Redis(redis::RedisBroker),
+    Amqp(amqp::AmqpBroker),
 }
 
 impl Broker {
-    /// Connects to the broker named by `url`.
+    /// Sets up the broker named by `url` and tries to reach it once. An
+    /// unreachable broker is logged, not an error: the service keeps
+    /// retrying. Only an unusable URL fails.
     pub async fn connect(url: &str) -> Result<Broker, BrokerUrlError> {
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-        match scheme {
-            "stdout" => Ok(Broker::Stdout(stdout::StdoutBroker::new())),
-            _ => Err(BrokerUrlError {
-                url: mask_url(url),
-                reason: "unsupported scheme; expected stdout://".into(),
-            }),
+        let mut broker = match scheme {
+            "stdout" => Broker::Stdout(stdout::StdoutBroker::new()),
+            "redis" | "rediss" => Broker::Redis(redis::RedisBroker::new(url)?),
+            "amqp" | "amqps" | "pyamqp" => Broker::Amqp(amqp::AmqpBroker::new(url)?),
+            _ => {
+                return Err(BrokerUrlError {
+                    url: mask_url(url),
+                    reason: "unsupported scheme; expected redis://, rediss://, amqp://, amqps:// or stdout://".into(),
+                });
+            }
+        };
+        if let Err(e) = broker.ping().await {
+            tracing::warn!(broker = %mask_url(url), error = %e, "broker not reachable yet; will keep retrying");
+        }
+        Ok(broker)
+    }
+
+    /// Checks that the broker answers (connecting if needed).
+    pub async fn ping(&mut self) -> Result<(), PublishError> {
+        match self {
+            Broker::Stdout(_) => Ok(()),
+            Broker::Redis(b) => b.ping().await,
+            Broker::Amqp(b) => b.ping().await,
         }
     }
 
@@ -49,8 +74,20 @@ impl Broker {
     pub async fn publish(&mut self, messages: &[Message]) -> Vec<Result<(), PublishError>> {
         match self {
             Broker::Stdout(b) => b.publish(messages).await,
+            Broker::Redis(b) => b.publish(messages).await,
+            Broker::Amqp(b) => b.publish(messages).await,
         }
     }
+}
+
+/// Installs rustls' ring provider as the process default, once; both the
+/// redis and the AMQP TLS stacks use it.
+pub(crate) fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider was installed first; that one is used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// `url` with the password (if any) replaced by `***`, for logs.

@@ -1,0 +1,284 @@
+//! `redis://` and `rediss://`: publishing as kombu's Redis transport does.
+//!
+//! Each message is `LPUSH`ed, in kombu's JSON envelope, onto the list kombu
+//! workers `BRPOP`: the queue name for priorities 0–2, `queue\x06\x16{3,6,9}`
+//! for the higher steps (on Redis, lower numbers are served first). Before the
+//! pushes the queue's binding is written to `_kombu.binding.<queue>` and
+//! `_kombu.binding_permanent.<queue>`, as kombu 5.7 does when it declares a
+//! queue. A batch goes out as pipelines of up to [`CHUNK`] commands: one round
+//! trip per chunk, not per message.
+//!
+//! # Honest outcomes
+//!
+//! A write whose reply never came may still have been executed, so it is
+//! [`PublishError::Unknown`]. To keep that case rare, every batch starts with a
+//! `PING`: if the connection is gone (refused, reset, timed out) nothing was
+//! sent and the batch is [`PublishError::Unavailable`]. The connection manager
+//! reconnects in the background; the service loop's backoff paces retries.
+//!
+//! # URL
+//!
+//! Celery's forms: `redis://[[user]:password@]host[:port][/db]`,
+//! `rediss://…` for TLS (rustls, system roots). The query parameter
+//! `global_keyprefix=P` mirrors kombu's `broker_transport_options`
+//! `global_keyprefix`: every key is prefixed with `P`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError};
+use tracing::{debug, warn};
+
+use super::{BrokerUrlError, PublishError, mask_url};
+use crate::celery::message::{Message, Route, redis_envelope, redis_queue_key};
+
+/// Commands per pipeline: bounds the memory of one round trip (about 1 KB
+/// per message) while keeping bursts at a handful of round trips.
+pub const CHUNK: usize = 10_000;
+
+/// kombu's separator inside binding members and priority list names.
+const SEP: &str = "\x06\x16";
+
+/// How long one reply may take. A pipeline of [`CHUNK`] pushes takes tens
+/// of milliseconds; anything near this means a stalled server.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A Redis broker; connects lazily and reconnects by itself.
+pub struct RedisBroker {
+    client: Client,
+    conn: Option<ConnectionManager>,
+    prefix: String,
+    masked: String,
+}
+
+impl RedisBroker {
+    /// Validates `url`; does not connect yet (see [`RedisBroker::ping`]).
+    pub fn new(url: &str) -> Result<RedisBroker, BrokerUrlError> {
+        let masked = mask_url(url);
+        let bad = |reason: String| BrokerUrlError {
+            url: masked.clone(),
+            reason,
+        };
+        let (url, prefix) = take_prefix(url).map_err(bad)?;
+        if url.starts_with("rediss://") {
+            super::install_crypto_provider();
+        }
+        let client = Client::open(url.as_str()).map_err(|e| bad(e.to_string()))?;
+        Ok(RedisBroker {
+            client,
+            conn: None,
+            prefix,
+            masked,
+        })
+    }
+
+    /// The kombu key prefix in use (`""` if none).
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Checks that the server answers; for start-up logs and readiness.
+    pub async fn ping(&mut self) -> Result<(), PublishError> {
+        let mut conn = self.connection().await?;
+        probe(&mut conn).await
+    }
+
+    async fn connection(&mut self) -> Result<ConnectionManager, PublishError> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(|e| unavailable(&self.masked, &e))?;
+        debug!(broker = %self.masked, "redis connection established");
+        self.conn = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Pushes `messages` in order; one result per message.
+    pub async fn publish(&mut self, messages: &[Message]) -> Vec<Result<(), PublishError>> {
+        if messages.is_empty() {
+            return Vec::new();
+        }
+        let mut conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => return vec![Err(e); messages.len()],
+        };
+        if let Err(e) = probe(&mut conn).await {
+            warn!(broker = %self.masked, error = %e, "redis not reachable; nothing sent");
+            return vec![Err(e); messages.len()];
+        }
+        let mut out = Vec::with_capacity(messages.len());
+        for chunk in messages.chunks(CHUNK) {
+            let pipe = self.pipeline(chunk);
+            match pipe
+                .query_async::<Vec<redis::RedisResult<i64>>>(&mut conn)
+                .await
+            {
+                Ok(results) if results.len() == chunk.len() => {
+                    out.extend(results.into_iter().map(|r| {
+                        r.map(|_| ()).map_err(|e| {
+                            // A command the server refused (WRONGTYPE, OOM…) did nothing.
+                            PublishError::Unavailable(format!("redis refused LPUSH: {e}"))
+                        })
+                    }));
+                }
+                Ok(results) => {
+                    let e = format!(
+                        "redis answered {} replies for {} pushes",
+                        results.len(),
+                        chunk.len()
+                    );
+                    out.extend(chunk.iter().map(|_| Err(PublishError::Unknown(e.clone()))));
+                }
+                Err(e) => {
+                    let err = if e.is_connection_refusal() {
+                        unavailable(&self.masked, &e)
+                    } else {
+                        // Sent, but no reply: it may have been executed.
+                        PublishError::Unknown(format!("redis at {}: {e}", self.masked))
+                    };
+                    out.extend(chunk.iter().map(|_| Err(err.clone())));
+                }
+            }
+        }
+        out
+    }
+
+    /// One round trip: the bindings of the chunk's queues, then one `LPUSH`
+    /// per message. Only the pushes' replies are returned.
+    fn pipeline(&self, chunk: &[Message]) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let queues: BTreeSet<&str> = chunk.iter().map(|m| m.route.queue.as_str()).collect();
+        for q in queues {
+            let member = binding_member(q);
+            for set in ["_kombu.binding.", "_kombu.binding_permanent."] {
+                pipe.cmd("SADD")
+                    .arg(format!("{}{set}{q}", self.prefix))
+                    .arg(&member)
+                    .ignore();
+            }
+        }
+        for m in chunk {
+            pipe.cmd("LPUSH")
+                .arg(self.list_key(&m.route, m.priority))
+                .arg(redis_envelope(m));
+        }
+        pipe
+    }
+
+    /// The list a message goes to, with the key prefix.
+    pub fn list_key(&self, route: &Route, priority: u8) -> String {
+        format!("{}{}", self.prefix, redis_queue_key(&route.queue, priority))
+    }
+}
+
+/// The binding kombu writes when it declares Celery's queue `q`: exchange
+/// `q` (direct), routing key `q`, no pattern.
+fn binding_member(q: &str) -> String {
+    format!("{q}{SEP}{SEP}{q}")
+}
+
+/// `PING`, once more if the first fails on a dropped connection (the
+/// manager reconnects in between). Nothing else has been sent yet, so any
+/// failure means "not delivered".
+async fn probe(conn: &mut ConnectionManager) -> Result<(), PublishError> {
+    let ping = |mut c: ConnectionManager| async move {
+        redis::cmd("PING").query_async::<String>(&mut c).await
+    };
+    match ping(conn.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_unrecoverable_error() || e.is_connection_dropped() => ping(conn.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| PublishError::Unavailable(format!("redis: {e}"))),
+        Err(e) => Err(PublishError::Unavailable(format!("redis: {e}"))),
+    }
+}
+
+fn unavailable(masked: &str, e: &RedisError) -> PublishError {
+    PublishError::Unavailable(format!("cannot reach redis at {masked}: {e}"))
+}
+
+/// Splits our own `global_keyprefix` query parameter off the URL; the rest
+/// goes to the redis crate unchanged.
+fn take_prefix(url: &str) -> Result<(String, String), String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), String::new()));
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let mut prefix = String::new();
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("global_keyprefix", v)) => {
+                prefix = percent_encoding::percent_decode_str(v)
+                    .decode_utf8()
+                    .map_err(|_| "global_keyprefix is not UTF-8".to_string())?
+                    .into_owned();
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let mut url = base.to_string();
+    if !rest.is_empty() {
+        url.push('?');
+        url.push_str(&rest.join("&"));
+    }
+    if let Some(f) = fragment {
+        url.push('#');
+        url.push_str(f);
+    }
+    Ok((url, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_split_off() {
+        assert_eq!(
+            take_prefix("redis://h/1").unwrap(),
+            ("redis://h/1".into(), "".into())
+        );
+        assert_eq!(
+            take_prefix("redis://:p@h:6380/2?global_keyprefix=app%3A&protocol=resp3").unwrap(),
+            ("redis://:p@h:6380/2?protocol=resp3".into(), "app:".into())
+        );
+        assert_eq!(
+            take_prefix("rediss://h/0?global_keyprefix=x#insecure").unwrap(),
+            ("rediss://h/0#insecure".into(), "x".into())
+        );
+    }
+
+    #[test]
+    fn accepts_celery_url_forms() {
+        for u in [
+            "redis://localhost",
+            "redis://:secret@localhost:6379/3",
+            "redis://user:secret@127.0.0.1:6379/0",
+            "rediss://:secret@localhost:6380/0",
+        ] {
+            RedisBroker::new(u).unwrap_or_else(|e| panic!("{u}: {e}"));
+        }
+        let e = RedisBroker::new("redis://:secret@/x/y").err().unwrap();
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn binding_member_matches_kombu() {
+        assert_eq!(binding_member("celery"), "celery\x06\x16\x06\x16celery");
+    }
+}
