@@ -15,7 +15,12 @@ use std::hint::black_box;
 fn starts() -> Vec<Timestamp> {
     let base: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     // 1000 start instants spread over a year (7 h 3 m 11 s apart).
-    (0..1000).map(|i| base.checked_add(SignedDuration::from_secs(i * 25_391)).unwrap()).collect()
+    (0..1000)
+        .map(|i| {
+            base.checked_add(SignedDuration::from_secs(i * 25_391))
+                .unwrap()
+        })
+        .collect()
 }
 
 fn next_run(c: &mut Criterion) {

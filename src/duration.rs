@@ -22,10 +22,15 @@ pub fn parse(text: &str) -> Result<SignedDuration, DurationError> {
     if s.is_empty() {
         return Err(err("it is empty"));
     }
-    if let Some(rest) = s.strip_prefix('-').filter(|r| r.starts_with(|c: char| c.is_ascii_digit())) {
-        if rest.parse::<f64>().is_err() {
-            return parse(rest).map(|d| -d).map_err(|e| DurationError { text: text.to_string(), ..e });
-        }
+    if let Some(rest) = s
+        .strip_prefix('-')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        && rest.parse::<f64>().is_err()
+    {
+        return parse(rest).map(|d| -d).map_err(|e| DurationError {
+            text: text.to_string(),
+            ..e
+        });
     }
     if let Ok(secs) = s.parse::<f64>() {
         return from_secs_f64(secs).ok_or_else(|| err("the number of seconds is out of range"));

@@ -665,14 +665,14 @@ pub fn parse_entry(
         .unwrap_or(true);
     let start_at = field("start_at").and_then(|n| c.instant(n, &p("start_at"), &tz));
     let end_at = field("end_at").and_then(|n| c.instant(n, &p("end_at"), &tz));
-    if let (Some(s), Some(e), Some(n)) = (start_at, end_at, field("end_at")) {
-        if e <= s {
-            c.err(
-                n,
-                &p("end_at"),
-                format!("end_at {e} is not after start_at {s}"),
-            );
-        }
+    if let (Some(s), Some(e), Some(n)) = (start_at, end_at, field("end_at"))
+        && e <= s
+    {
+        c.err(
+            n,
+            &p("end_at"),
+            format!("end_at {e} is not after start_at {s}"),
+        );
     }
     let misfire = match field("misfire") {
         None => Misfire::default(),

@@ -493,10 +493,10 @@ proptest! {
         let got = ours(&s, rule, &z, after, until);
         prop_assert_eq!(&got, &expected, "expr {} zone {} rule {:?} after {}", e, zone, rule, after);
         // And when nothing falls in the window, the next run is beyond it.
-        if expected.is_empty() {
-            if let Some(n) = s.next_after(&z, rule, after) {
-                prop_assert!(n > until);
-            }
+        if expected.is_empty()
+            && let Some(n) = s.next_after(&z, rule, after)
+        {
+            prop_assert!(n > until);
         }
     }
 }
