@@ -22,6 +22,16 @@ pub fn parse(text: &str) -> Result<SignedDuration, DurationError> {
     if s.is_empty() {
         return Err(err("it is empty"));
     }
+    if let Some(rest) = s
+        .strip_prefix('-')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        && rest.parse::<f64>().is_err()
+    {
+        return parse(rest).map(|d| -d).map_err(|e| DurationError {
+            text: text.to_string(),
+            ..e
+        });
+    }
     if let Ok(secs) = s.parse::<f64>() {
         return from_secs_f64(secs).ok_or_else(|| err("the number of seconds is out of range"));
     }
@@ -120,6 +130,7 @@ mod tests {
         assert_eq!(parse("90").unwrap(), SignedDuration::from_secs(90));
         assert_eq!(parse("0.25").unwrap(), SignedDuration::from_millis(250));
         assert_eq!(parse("-5").unwrap(), SignedDuration::from_secs(-5));
+        assert_eq!(parse("-1m30s").unwrap(), SignedDuration::from_secs(-90));
         assert_eq!(
             parse("1d2h3m4s5ms").unwrap(),
             SignedDuration::new(93_784, 5_000_000)

@@ -208,8 +208,12 @@ pub(crate) struct Checker<'a> {
 
 impl Checker<'_> {
     pub fn err(&mut self, node: &Node, path: &str, message: impl Into<String>) {
+        self.err_at(node.pos, path, message);
+    }
+
+    pub fn err_at(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
         self.errors.push(FieldError {
-            pos: node.pos,
+            pos,
             path: path.to_string(),
             message: message.into(),
         });
@@ -567,8 +571,8 @@ pub fn parse_entry(
             ok
         }),
         None => {
-            c.err(
-                node,
+            c.err_at(
+                name_pos,
                 path,
                 "missing `task`: the registered Celery task name",
             );
@@ -593,8 +597,8 @@ pub fn parse_entry(
         .collect();
     let schedule = match kinds.as_slice() {
         [] => {
-            c.err(
-                node,
+            c.err_at(
+                name_pos,
                 path,
                 "no schedule: give exactly one of cron, crontab, every, solar, at",
             );
@@ -661,14 +665,14 @@ pub fn parse_entry(
         .unwrap_or(true);
     let start_at = field("start_at").and_then(|n| c.instant(n, &p("start_at"), &tz));
     let end_at = field("end_at").and_then(|n| c.instant(n, &p("end_at"), &tz));
-    if let (Some(s), Some(e), Some(n)) = (start_at, end_at, field("end_at")) {
-        if e <= s {
-            c.err(
-                n,
-                &p("end_at"),
-                format!("end_at {e} is not after start_at {s}"),
-            );
-        }
+    if let (Some(s), Some(e), Some(n)) = (start_at, end_at, field("end_at"))
+        && e <= s
+    {
+        c.err(
+            n,
+            &p("end_at"),
+            format!("end_at {e} is not after start_at {s}"),
+        );
     }
     let misfire = match field("misfire") {
         None => Misfire::default(),
@@ -794,20 +798,7 @@ fn parse_schedule(
             match Cron::parse(&expr) {
                 Ok(cron) => Some(Schedule::Cron { expr, cron }),
                 Err(e) => {
-                    let mut at = n;
-                    let shifted;
-                    // Point at the bad field when the string sits on one line.
-                    if n.pos.line > 0 {
-                        shifted = Node {
-                            value: Value::Null,
-                            pos: Pos {
-                                line: n.pos.line,
-                                col: n.pos.col + e.column,
-                            },
-                        };
-                        at = &shifted;
-                    }
-                    c.err(at, path, format!("invalid cron expression `{expr}`: {e}"));
+                    c.err(n, path, format!("invalid cron expression `{expr}`: {e}"));
                     None
                 }
             }

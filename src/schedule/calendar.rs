@@ -205,11 +205,11 @@ impl CalendarSpec {
                 from = Time::midnight();
                 continue;
             }
-            if self.day_matches(date) {
-                if let Some(t) = self.time_at_or_after(from) {
-                    let dt = date.to_datetime(t);
-                    return (dt < upper).then_some(dt);
-                }
+            if self.day_matches(date)
+                && let Some(t) = self.time_at_or_after(from)
+            {
+                let dt = date.to_datetime(t);
+                return (dt < upper).then_some(dt);
             }
             date = date.tomorrow().ok()?;
             from = Time::midnight();
