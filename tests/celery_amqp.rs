@@ -1,0 +1,125 @@
+//! End-to-end over RabbitMQ: metronome publishes with confirms, an
+//! unmodified Celery 5.x worker (py-amqp) executes. Each test works in a
+//! vhost of its own (whose name contains `/`, so the URL decoding is
+//! exercised by both sides). Also the declaration modes and their errors.
+
+mod common;
+
+use common::*;
+use jiff::Timestamp;
+use metronome::broker::{Broker, PublishError};
+
+fn target(vh: &Vhost, query: &str, max_priority: Option<u8>) -> Target {
+    Target {
+        url: vh.url(query),
+        worker_url: vh.url(""),
+        key_prefix: None,
+        max_priority,
+    }
+}
+
+#[tokio::test]
+async fn roundtrip_args_kwargs_headers_and_second_queue() {
+    let vh = Vhost::new("rt");
+    scenario_roundtrip(&target(&vh, "", None)).await;
+}
+
+#[tokio::test]
+async fn priorities_with_x_max_priority() {
+    // On RabbitMQ higher numbers are served first.
+    let vh = Vhost::new("prio");
+    scenario_priorities(
+        &target(&vh, "x-max-priority=10", Some(10)),
+        &[1, 9, 5, 0],
+        &[9, 5, 1, 0],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn expired_run_is_discarded() {
+    let vh = Vhost::new("exp");
+    scenario_expired(&target(&vh, "", None)).await;
+}
+
+#[tokio::test]
+async fn binary_runs_each_scheduled_time_once() {
+    let vh = Vhost::new("bin");
+    scenario_binary_exactly_once(&target(&vh, "", None)).await;
+}
+
+fn msg_to(queue: &str) -> metronome::celery::message::Message {
+    let es = entries(&format!(
+        "schedules:\n  a:\n    task: tasks.record\n    every: 1h\n    options: {{queue: {queue}}}\n"
+    ));
+    message(&es, "a", Timestamp::now())
+}
+
+fn unavailable(r: &Result<(), PublishError>) -> &str {
+    match r {
+        Err(PublishError::Unavailable(e)) => e,
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+/// A queue declared with x-max-priority (as by workers with
+/// task_queue_max_priority) makes the default declaration fail with a 406;
+/// the error names the mismatch and the options, the channel recovers for
+/// the rest of the batch, and `queue_declare=passive` publishes fine.
+#[tokio::test]
+async fn declaration_mismatch_is_reported_and_passive_works() {
+    let vh = Vhost::new("decl");
+    let mut prio = Broker::connect(&vh.url("x-max-priority=10")).await.unwrap();
+    assert_eq!(prio.publish(&[msg_to("celery")]).await, vec![Ok(())]);
+
+    let mut plain = Broker::connect(&vh.url("")).await.unwrap();
+    let r = plain.publish(&[msg_to("celery"), msg_to("other")]).await;
+    let e = unavailable(&r[0]);
+    assert!(e.contains("x-max-priority"), "{e}");
+    assert!(e.contains("406") || e.contains("PRECONDITION"), "{e}");
+    assert!(e.contains("queue_declare=passive"), "{e}");
+    assert_eq!(r[1], Ok(()), "the channel is reopened after a 406");
+
+    let mut passive = Broker::connect(&vh.url("queue_declare=passive")).await.unwrap();
+    assert_eq!(passive.publish(&[msg_to("celery")]).await, vec![Ok(())]);
+    let r = passive.publish(&[msg_to("missing")]).await;
+    let e = unavailable(&r[0]);
+    assert!(e.contains("does not exist"), "{e}");
+}
+
+/// With `queue_declare=none` a message no queue receives comes back from
+/// RabbitMQ and is reported, not lost silently; a named exchange that does
+/// not exist is reported too.
+#[tokio::test]
+async fn unroutable_and_missing_exchange_are_errors() {
+    let vh = Vhost::new("route");
+    let mut none = Broker::connect(&vh.url("queue_declare=none")).await.unwrap();
+    let r = none.publish(&[msg_to("nowhere")]).await;
+    let e = unavailable(&r[0]);
+    assert!(e.contains("unroutable"), "{e}");
+
+    let es = entries(
+        "schedules:\n  a:\n    task: tasks.record\n    every: 1h\n    options: {queue: q, exchange: nosuch, routing_key: k}\n",
+    );
+    let m = message(&es, "a", Timestamp::now());
+    let mut b = Broker::connect(&vh.url("")).await.unwrap();
+    let r = b.publish(&[m, msg_to("celery")]).await;
+    let e = unavailable(&r[0]);
+    assert!(e.contains("nosuch") && e.contains("does not exist"), "{e}");
+    assert_eq!(r[1], Ok(()));
+}
+
+/// An unreachable RabbitMQ is Unavailable, with the password masked.
+#[tokio::test]
+async fn refused_connection_is_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("amqp://guest:hunter2@127.0.0.1:{port}//");
+    let mut b = Broker::connect(&url).await.unwrap();
+    let r = b.publish(&[msg_to("celery")]).await;
+    let e = unavailable(&r[0]);
+    assert!(!e.contains("hunter2"), "{e}");
+}

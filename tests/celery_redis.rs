@@ -1,0 +1,271 @@
+//! End-to-end over Redis: metronome publishes, an unmodified Celery 5.x
+//! worker (kombu's Redis transport) executes. Also kombu's key layout, and
+//! a Redis killed and restarted under a running `metronome run`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use jiff::Timestamp;
+use metronome::broker::{Broker, PublishError};
+use serde_json::Value as Json;
+
+/// A target on the shared test Redis, isolated by a kombu key prefix.
+fn target(what: &str) -> Target {
+    let prefix = format!("{}:", unique(what));
+    Target {
+        url: format!("{}/0?global_keyprefix={prefix}", redis_base()),
+        worker_url: format!("{}/0", redis_base()),
+        key_prefix: Some(prefix),
+        max_priority: None,
+    }
+}
+
+#[tokio::test]
+async fn roundtrip_args_kwargs_headers_and_second_queue() {
+    scenario_roundtrip(&target("rt")).await;
+}
+
+#[tokio::test]
+async fn priorities_follow_kombu_steps() {
+    // On Redis lower numbers are served first: 0-2, then 3-5, 6-8, 9.
+    scenario_priorities(&target("prio"), &[9, 5, 0, 7], &[0, 5, 7, 9]).await;
+}
+
+#[tokio::test]
+async fn expired_run_is_discarded_by_the_worker() {
+    scenario_expired(&target("exp")).await;
+}
+
+#[tokio::test]
+async fn binary_runs_each_scheduled_time_once() {
+    scenario_binary_exactly_once(&target("bin")).await;
+}
+
+/// The keys kombu's consumers read: priority lists, binding sets, envelope.
+#[tokio::test]
+async fn writes_kombu_keys() {
+    let t = target("keys");
+    let prefix = t.key_prefix.clone().unwrap();
+    let es = entries(
+        "schedules:\n  a:\n    task: tasks.record\n    every: 1h\n    options: {queue: reports, priority: 9}\n  b:\n    task: tasks.record\n    every: 1h\n",
+    );
+    let at = Timestamp::now();
+    let msgs = vec![message(&es, "a", at), message(&es, "b", at)];
+    publish_all(&t.url, &msgs).await;
+    let mut c = redis_conn().await;
+    let q = |args: &[&str]| {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd
+    };
+    let high: Vec<String> = q(&["LRANGE", &format!("{prefix}reports\x06\x169"), "0", "-1"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(high.len(), 1);
+    let env: Json = serde_json::from_str(&high[0]).unwrap();
+    assert_eq!(env["properties"]["priority"], 9);
+    assert_eq!(env["properties"]["delivery_info"]["routing_key"], "reports");
+    assert_eq!(env["headers"]["id"], msgs[0].task_id.to_string());
+    let plain: i64 = q(&["LLEN", &format!("{prefix}celery")])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(plain, 1);
+    for set in ["_kombu.binding.", "_kombu.binding_permanent."] {
+        let members: Vec<String> = q(&["SMEMBERS", &format!("{prefix}{set}reports")])
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(members, vec!["reports\x06\x16\x06\x16reports".to_string()]);
+    }
+    let keys: Vec<String> = q(&["KEYS", &format!("{prefix}*")])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut del = redis::cmd("DEL");
+    for k in &keys {
+        del.arg(k);
+    }
+    let _: i64 = del.query_async(&mut c).await.unwrap();
+}
+
+/// A redis-server of our own on a free port, with an append-only file
+/// fsynced on every write, so a SIGKILL loses nothing acknowledged.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = OwnRedis {
+            child: spawn_redis(port, dir.path()),
+            port,
+            dir,
+        };
+        r.wait_up();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn wait_up(&mut self) {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < PATIENCE, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
+        self.child = spawn_redis(self.port, self.dir.path());
+        self.wait_up();
+    }
+}
+
+fn spawn_redis(port: u16, dir: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs")
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn llen(url: &str, key: &str) -> Option<usize> {
+    let client = redis::Client::open(url).ok()?;
+    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    redis::cmd("LLEN").arg(key).query_async(&mut c).await.ok()
+}
+
+/// Redis is SIGKILLed and restarted while `metronome run` dispatches an
+/// `every: 1s` entry with `misfire: all`: afterwards each scheduled second
+/// from the first to the last is in the queue exactly once.
+#[tokio::test]
+async fn redis_outage_loses_and_duplicates_nothing() {
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
+    let mut m = Metronome::start(
+        &url,
+        "schedules:\n  tick:\n    task: tasks.record\n    every: 1s\n    misfire: all\n",
+    );
+    let wait_len = |n: usize| {
+        let url = url.clone();
+        async move {
+            let start = Instant::now();
+            loop {
+                if llen(&url, "celery").await.unwrap_or(0) >= n {
+                    return;
+                }
+                assert!(start.elapsed() < PATIENCE, "queue never reached {n}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_len(3).await;
+    redis.kill();
+    // Stay down until metronome has noticed (a failed publish), then a bit more.
+    let start = Instant::now();
+    while m.log_events("publish failed").len() < 2 {
+        assert!(start.elapsed() < PATIENCE, "outage not noticed:\n{}", m.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.restart();
+    let before = llen(&url, "celery").await.unwrap();
+    wait_len(before + 4).await;
+    m.stop();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: Vec<String> = redis::cmd("LRANGE")
+        .arg("celery")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let scheduled: Vec<String> = raw
+        .iter()
+        .map(|r| {
+            let env: Json = serde_json::from_str(r).unwrap();
+            assert_eq!(env["headers"]["periodic_task_name"], "tick");
+            env["headers"]["scheduled_at"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let dispatched = m.log_events("dispatched").len();
+    assert_eq!(
+        raw.len(),
+        dispatched,
+        "queue holds a different number of runs than were confirmed:\n{}",
+        m.log_text()
+    );
+    assert!(
+        m.log_events("publish outcome unknown; counted as sent and not retried").is_empty(),
+        "an outcome was unknown (a run may be lost):\n{}",
+        m.log_text()
+    );
+    assert_contiguous(&scheduled, jiff::SignedDuration::from_secs(1));
+}
+
+/// While Redis is down every publish says Unavailable (nothing sent), and
+/// the same broker value works again once Redis is back.
+#[tokio::test]
+async fn refused_connection_is_unavailable_then_recovers() {
+    let mut redis = OwnRedis::start();
+    let es = entries("schedules:\n  a:\n    task: tasks.record\n    every: 1h\n");
+    let msg = message(&es, "a", Timestamp::now());
+    let mut b = Broker::connect(&redis.url()).await.unwrap();
+    assert_eq!(b.publish(std::slice::from_ref(&msg)).await, vec![Ok(())]);
+    redis.kill();
+    for _ in 0..2 {
+        let r = b.publish(std::slice::from_ref(&msg)).await;
+        assert!(
+            matches!(r.as_slice(), [Err(PublishError::Unavailable(_))]),
+            "{r:?}"
+        );
+    }
+    redis.restart();
+    // The connection manager reconnects; the first publish may still see the
+    // old failure, a later one must succeed.
+    let start = Instant::now();
+    loop {
+        let r = b.publish(std::slice::from_ref(&msg)).await;
+        match r.as_slice() {
+            [Ok(())] => break,
+            [Err(PublishError::Unavailable(_))] => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(start.elapsed() < PATIENCE, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(llen(&redis.url(), "celery").await, Some(2));
+}

@@ -1,0 +1,545 @@
+//! Shared pieces of the end-to-end tests: the Celery venv (built once, under
+//! a file lock), real Celery worker subprocesses killed on drop, the Redis
+//! list the test tasks record into, RabbitMQ vhosts made per test, and
+//! running the `metronome` binary.
+//!
+//! Services: Redis at `METRONOME_TEST_REDIS` (default
+//! `redis://127.0.0.1:6379`) and RabbitMQ at `METRONOME_TEST_AMQP` (default
+//! `amqp://guest:guest@127.0.0.1:5672`, managed with `rabbitmqctl`).
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use metronome::celery::message::{self, Message, Publisher};
+use metronome::entry::Entry;
+use serde_json::Value as Json;
+
+/// The longest any wait in these tests lasts before failing. A bound on a
+/// hang, not a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn redis_base() -> String {
+    std::env::var("METRONOME_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn amqp_base() -> String {
+    std::env::var("METRONOME_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
+}
+
+/// A name unique to this process and call, safe in keys, queues and vhosts.
+pub fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "mt{}-{}-{}",
+        std::process::id(),
+        what,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The venv's `celery` executable, creating the venv with
+/// `.ci/celery-venv.sh` if needed. `None` (with a loud message) only when
+/// Python is missing entirely and CI is not set; any other failure panics.
+pub fn celery() -> Option<PathBuf> {
+    let venv = repo().join(".venv-celery");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let have_python = Command::new(&python)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_python {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+        assert!(
+            !ci,
+            "CI is set but `{python}` is missing: cannot build the Celery venv"
+        );
+        eprintln!(
+            "\n\n!!! SKIPPING Celery end-to-end test: `{python}` not found. Install Python 3 to run it. !!!\n"
+        );
+        return None;
+    }
+    let lock = File::create(repo().join("target").join(".celery-venv.lock"))
+        .or_else(|_| File::create(std::env::temp_dir().join("metronome-celery-venv.lock")))
+        .expect("lock file for the venv");
+    lock.lock().expect("lock the venv lock file");
+    let out = Command::new("bash")
+        .arg(repo().join(".ci/celery-venv.sh"))
+        .arg(&venv)
+        .output()
+        .expect("run .ci/celery-venv.sh");
+    assert!(
+        out.status.success(),
+        "creating the Celery venv failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(lock);
+    Some(venv.join("bin/celery"))
+}
+
+/// A Celery worker subprocess; SIGKILLed on drop.
+pub struct Worker {
+    child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub struct WorkerConfig<'a> {
+    pub broker: &'a str,
+    pub queues: &'a str,
+    pub record_key: &'a str,
+    pub max_priority: Option<u8>,
+    pub key_prefix: Option<&'a str>,
+}
+
+impl Worker {
+    pub fn start(celery: &Path, c: &WorkerConfig) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("worker.log");
+        let logf = File::create(&log).unwrap();
+        let mut cmd = Command::new(celery);
+        cmd.current_dir(repo().join("tests/celery_app"))
+            .args(["-A", "tasks", "worker", "-P", "solo", "-c", "1", "-l", "INFO"])
+            .args(["--without-gossip", "--without-mingle", "--without-heartbeat"])
+            .args(["--prefetch-multiplier", "1", "-Q", c.queues])
+            .arg("-n")
+            .arg(format!("{}@%h", unique("w")))
+            .env("METRONOME_TEST_BROKER", c.broker)
+            .env("METRONOME_TEST_RECORD_URL", format!("{}/0", redis_base()))
+            .env("METRONOME_TEST_RECORD_KEY", c.record_key)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf);
+        if let Some(p) = c.max_priority {
+            cmd.env("METRONOME_TEST_MAX_PRIORITY", p.to_string());
+        }
+        if let Some(p) = c.key_prefix {
+            cmd.env("METRONOME_TEST_KEYPREFIX", p);
+        }
+        let child = cmd.spawn().expect("start celery worker");
+        Worker {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain connection to the test Redis (DB 0).
+pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("{}/0", redis_base()))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("test Redis reachable")
+}
+
+/// The rows the test tasks pushed to `key`.
+pub async fn records(key: &str) -> Vec<Json> {
+    let mut c = redis_conn().await;
+    let rows: Vec<String> = redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect()
+}
+
+/// Waits until `key` holds at least `n` rows; panics with the worker's log
+/// if that takes longer than [`PATIENCE`].
+pub async fn wait_records(key: &str, n: usize, worker: &Worker) -> Vec<Json> {
+    let start = Instant::now();
+    loop {
+        let rows = records(key).await;
+        if rows.len() >= n {
+            return rows;
+        }
+        if start.elapsed() > PATIENCE {
+            panic!(
+                "waited {PATIENCE:?} for {n} records, have {}: {rows:#?}\nworker log:\n{}",
+                rows.len(),
+                worker.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn delete_key(key: &str) {
+    let mut c = redis_conn().await;
+    let _: () = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
+
+/// Entries from a YAML schedule text.
+pub fn entries(yaml: &str) -> Vec<Entry> {
+    metronome::source::yaml::load_str("test.yaml", yaml, &None)
+        .unwrap_or_else(|e| panic!("test schedule invalid: {e}"))
+}
+
+/// The message for entry `name` scheduled at `scheduled`.
+pub fn message(entries: &[Entry], name: &str, scheduled: Timestamp) -> Message {
+    let e = entries
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no entry {name}"));
+    message::build(e, Some(scheduled), Timestamp::now(), &Publisher::for_this_process())
+}
+
+/// A RabbitMQ vhost made for one test (its name contains a `/`, to check
+/// URL decoding), deleted on drop.
+pub struct Vhost {
+    pub name: String,
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Vhost {
+    pub fn new(what: &str) -> Vhost {
+        let name = format!("metronome/{}", unique(what));
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Vhost { name }
+    }
+
+    /// The broker URL for this vhost, with `query` appended if not empty.
+    pub fn url(&self, query: &str) -> String {
+        let enc = self.name.replace('/', "%2F");
+        if query.is_empty() {
+            format!("{}/{enc}", amqp_base())
+        } else {
+            format!("{}/{enc}?{query}", amqp_base())
+        }
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
+    }
+}
+
+/// `metronome run` as a subprocess with JSON logs captured to a file.
+pub struct Metronome {
+    child: Child,
+    pub log: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Metronome {
+    pub fn start(broker: &str, schedule_yaml: &str) -> Metronome {
+        let dir = tempfile::tempdir().unwrap();
+        let sched = dir.path().join("schedule.yaml");
+        std::fs::write(&sched, schedule_yaml).unwrap();
+        let log = dir.path().join("metronome.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_metronome"))
+            .args(["--log-format", "json", "run", "--no-lock", "--broker", broker])
+            .arg("--schedule")
+            .arg(&sched)
+            .arg("--state-file")
+            .arg(dir.path().join("state.json"))
+            .env_remove("METRONOME_BROKER_URL")
+            .env("METRONOME_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start metronome");
+        Metronome { child, log, dir }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "metronome exited with {status}:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The JSON log lines whose message is `msg`.
+    pub fn log_events(&self, msg: &str) -> Vec<Json> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .filter(|j| j["message"] == msg)
+            .collect()
+    }
+}
+
+impl Drop for Metronome {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts that `scheduled` (RFC 3339 strings) are distinct and exactly
+/// `step` apart, i.e. every run between the first and the last appears once.
+pub fn assert_contiguous(scheduled: &[String], step: jiff::SignedDuration) {
+    let mut ts: Vec<Timestamp> = scheduled.iter().map(|s| s.parse().unwrap()).collect();
+    ts.sort();
+    for w in ts.windows(2) {
+        assert_eq!(
+            w[0].duration_until(w[1]),
+            step,
+            "runs not exactly once each between {} and {}: {scheduled:?}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// One broker under test: the URL metronome publishes to and how the worker
+/// must be configured to consume the same queues.
+pub struct Target {
+    /// The URL metronome uses.
+    pub url: String,
+    /// The URL the worker uses (the same broker, without metronome's options).
+    pub worker_url: String,
+    pub key_prefix: Option<String>,
+    pub max_priority: Option<u8>,
+}
+
+impl Target {
+    pub fn worker(&self, celery: &Path, queues: &str, record_key: &str) -> Worker {
+        Worker::start(
+            celery,
+            &WorkerConfig {
+                broker: &self.worker_url,
+                queues,
+                record_key,
+                max_priority: self.max_priority,
+                key_prefix: self.key_prefix.as_deref(),
+            },
+        )
+    }
+}
+
+pub async fn publish_all(url: &str, msgs: &[Message]) {
+    let mut b = metronome::broker::Broker::connect(url).await.unwrap();
+    let results = b.publish(msgs).await;
+    assert_eq!(results.len(), msgs.len());
+    for r in results {
+        r.expect("published");
+    }
+}
+
+fn row<'a>(rows: &'a [Json], name: &str) -> &'a Json {
+    rows.iter()
+        .find(|r| r["headers"]["periodic_task_name"] == name)
+        .unwrap_or_else(|| panic!("no record for {name}: {rows:#?}"))
+}
+
+/// Args and kwargs (unicode, nesting, ~100 KB), custom headers, time limits
+/// and a second queue arrive exactly as metronome sent them.
+pub async fn scenario_roundtrip(t: &Target) {
+    let Some(celery) = celery() else { return };
+    let big = "metronome ✓ 日本語 ".repeat(6_000);
+    let yaml = format!(
+        r#"
+schedules:
+  unicode:
+    task: tasks.record
+    every: 1h
+    args: ["héllo wörld ✓ 日本語 🎉 \"quoted\" \\ back", 1, -2, 2.5, true, null, [1, [2, {{"a": "b"}}]]]
+    kwargs: {{nested: {{list: [1, 2, {{"deep": ["x", {{"y": null}}]}}]}}, "ünï": "çødé", n: 4294967296}}
+    options: {{headers: {{tenant: acme}}, time_limit: 30, soft_time_limit: 20, expires: 3600}}
+  large:
+    task: tasks.record
+    every: 1h
+    args: ["{big}"]
+    kwargs: {{size: {}}}
+  second:
+    task: tasks.record
+    every: 1h
+    args: ["to the second queue"]
+    options: {{queue: second}}
+"#,
+        big.chars().count()
+    );
+    let es = entries(&yaml);
+    // `expires` counts from the scheduled time, so schedule "just now".
+    let at = Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .checked_sub(jiff::SignedDuration::from_secs(1))
+        .unwrap();
+    let msgs: Vec<Message> = es.iter().map(|e| message(&es, &e.name, at)).collect();
+    publish_all(&t.url, &msgs).await;
+    let key = unique("rec");
+    let w = t.worker(&celery, "celery,second", &key);
+    let rows = wait_records(&key, 3, &w).await;
+    delete_key(&key).await;
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    for (e, m) in es.iter().zip(&msgs) {
+        let r = row(&rows, &e.name);
+        assert_eq!(r["args"], Json::Array(e.args.clone()), "{}", e.name);
+        assert_eq!(r["kwargs"], Json::Object(e.kwargs.clone()), "{}", e.name);
+        assert_eq!(r["id"], m.task_id.to_string());
+        assert_eq!(r["task"], "tasks.record");
+        assert_eq!(r["headers"]["scheduled_at"], at.to_string());
+        assert_eq!(r["headers"]["celery_beat_task"], true);
+        assert_eq!(r["headers"]["root_id"], m.task_id.to_string());
+        let queue = if e.name == "second" { "second" } else { "celery" };
+        assert_eq!(r["queue"], queue, "{}", e.name);
+    }
+    let u = row(&rows, "unicode");
+    assert_eq!(u["headers"]["tenant"], "acme");
+    assert_eq!(u["headers"]["timelimit"], serde_json::json!([30.0, 20.0]));
+    assert!(
+        u["headers"]["expires"].as_str().is_some_and(|s| !s.is_empty()),
+        "{u:#?}"
+    );
+    assert_eq!(row(&rows, "second")["headers"]["timelimit"], serde_json::json!([null, null]));
+}
+
+/// Messages published while no worker consumes are executed in priority
+/// order by a worker taking one at a time. `order` lists entry priorities
+/// from the first expected to run to the last.
+pub async fn scenario_priorities(t: &Target, publish: &[u8], expected: &[u8]) {
+    let Some(celery) = celery() else { return };
+    let mut yaml = String::from("schedules:\n");
+    for p in publish {
+        yaml.push_str(&format!(
+            "  p{p}:\n    task: tasks.record\n    every: 1h\n    args: [{p}]\n    options: {{priority: {p}}}\n"
+        ));
+    }
+    let es = entries(&yaml);
+    let at = Timestamp::now();
+    let msgs: Vec<Message> = publish
+        .iter()
+        .map(|p| message(&es, &format!("p{p}"), at))
+        .collect();
+    publish_all(&t.url, &msgs).await;
+    let key = unique("rec");
+    let w = t.worker(&celery, "celery", &key);
+    let rows = wait_records(&key, publish.len(), &w).await;
+    delete_key(&key).await;
+    let ran: Vec<u8> = rows
+        .iter()
+        .map(|r| r["args"][0].as_u64().unwrap() as u8)
+        .collect();
+    assert_eq!(ran, expected, "execution order by priority");
+}
+
+/// A run whose `expires` is already past is discarded by the worker; the
+/// run published after it executes.
+pub async fn scenario_expired(t: &Target) {
+    let Some(celery) = celery() else { return };
+    let es = entries(
+        r#"
+schedules:
+  stale:
+    task: tasks.record
+    every: 1h
+    options: {expires: "2020-01-01T00:00:00Z"}
+  fresh:
+    task: tasks.record
+    every: 1h
+    options: {expires: 3600}
+"#,
+    );
+    let at = Timestamp::now();
+    let stale = message(&es, "stale", at);
+    let fresh = message(&es, "fresh", at);
+    assert_eq!(stale.expiration_ms, Some(0));
+    publish_all(&t.url, &[stale.clone(), fresh]).await;
+    let key = unique("rec");
+    let w = t.worker(&celery, "celery", &key);
+    let rows = wait_records(&key, 1, &w).await;
+    delete_key(&key).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["headers"]["periodic_task_name"], "fresh");
+    assert!(
+        !rows.iter().any(|r| r["id"] == stale.task_id.to_string()),
+        "the expired run executed"
+    );
+}
+
+/// `metronome run` with an `every: 1s` entry for a few seconds: the worker
+/// executes each scheduled time exactly once.
+pub async fn scenario_binary_exactly_once(t: &Target) {
+    let Some(celery) = celery() else { return };
+    let mut m = Metronome::start(
+        &t.url,
+        "schedules:\n  tick:\n    task: tasks.record\n    every: 1s\n    args: [tick]\n",
+    );
+    // Let it run until it has dispatched a few runs.
+    let start = Instant::now();
+    while m.log_events("dispatched").len() < 4 {
+        assert!(start.elapsed() < PATIENCE, "no dispatches:\n{}", m.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    m.stop();
+    let dispatched = m.log_events("dispatched");
+    let n = dispatched.len();
+    assert!(
+        m.log_events("publish failed").is_empty(),
+        "{}",
+        m.log_text()
+    );
+    let key = unique("rec");
+    let w = t.worker(&celery, "celery", &key);
+    let rows = wait_records(&key, n, &w).await;
+    drop(w);
+    let rows_after = records(&key).await;
+    delete_key(&key).await;
+    assert_eq!(rows_after.len(), n, "more executions than dispatches: {rows:#?}");
+    let scheduled: Vec<String> = rows
+        .iter()
+        .map(|r| r["headers"]["scheduled_at"].as_str().unwrap().to_string())
+        .collect();
+    assert_contiguous(&scheduled, jiff::SignedDuration::from_secs(1));
+    let ids: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), n);
+}
