@@ -45,7 +45,7 @@ async fn expired_run_is_discarded() {
 #[tokio::test]
 async fn binary_runs_each_scheduled_time_once() {
     let vh = Vhost::new("bin");
-    scenario_binary_exactly_once(&target(&vh, "", None)).await;
+    scenario_binary_exactly_once(&target(&vh, "", None), None).await;
 }
 
 fn msg_to(queue: &str) -> metronome::celery::message::Message {
@@ -80,7 +80,9 @@ async fn declaration_mismatch_is_reported_and_passive_works() {
     assert!(e.contains("queue_declare=passive"), "{e}");
     assert_eq!(r[1], Ok(()), "the channel is reopened after a 406");
 
-    let mut passive = Broker::connect(&vh.url("queue_declare=passive")).await.unwrap();
+    let mut passive = Broker::connect(&vh.url("queue_declare=passive"))
+        .await
+        .unwrap();
     assert_eq!(passive.publish(&[msg_to("celery")]).await, vec![Ok(())]);
     let r = passive.publish(&[msg_to("missing")]).await;
     let e = unavailable(&r[0]);
@@ -93,7 +95,9 @@ async fn declaration_mismatch_is_reported_and_passive_works() {
 #[tokio::test]
 async fn unroutable_and_missing_exchange_are_errors() {
     let vh = Vhost::new("route");
-    let mut none = Broker::connect(&vh.url("queue_declare=none")).await.unwrap();
+    let mut none = Broker::connect(&vh.url("queue_declare=none"))
+        .await
+        .unwrap();
     let r = none.publish(&[msg_to("nowhere")]).await;
     let e = unavailable(&r[0]);
     assert!(e.contains("unroutable"), "{e}");
@@ -122,4 +126,54 @@ async fn refused_connection_is_unavailable() {
     let r = b.publish(&[msg_to("celery")]).await;
     let e = unavailable(&r[0]);
     assert!(!e.contains("hunter2"), "{e}");
+}
+
+/// Closes every connection to `vh` from the server side, as a broker
+/// restart or a network cut would.
+fn close_connections(vh: &Vhost) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "vhost",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut closed = 0;
+    for line in text.lines() {
+        if let Some((pid, vhost)) = line.split_once('\t')
+            && vhost.trim() == vh.name
+        {
+            let st = std::process::Command::new("rabbitmqctl")
+                .args(["close_connection", pid.trim(), "metronome test cut"])
+                .output()
+                .unwrap();
+            assert!(
+                st.status.success(),
+                "{}",
+                String::from_utf8_lossy(&st.stderr)
+            );
+            closed += 1;
+        }
+    }
+    assert!(closed > 0, "no connection to {} found in:\n{text}", vh.name);
+}
+
+/// RabbitMQ closes metronome's connection while `metronome run` dispatches
+/// every second: it reconnects, and each scheduled time still executes
+/// exactly once.
+#[tokio::test]
+async fn binary_reconnects_after_connection_loss() {
+    let vh = Vhost::new("cut");
+    let cut = || close_connections(&vh);
+    if let Some(m) = scenario_binary_exactly_once(&target(&vh, "", None), Some(&cut)).await {
+        let log = m.log_text();
+        assert!(
+            log.contains("AMQP connection lost; reconnecting"),
+            "no reconnect seen:\n{log}"
+        );
+    }
 }

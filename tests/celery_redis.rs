@@ -41,7 +41,7 @@ async fn expired_run_is_discarded_by_the_worker() {
 
 #[tokio::test]
 async fn binary_runs_each_scheduled_time_once() {
-    scenario_binary_exactly_once(&target("bin")).await;
+    scenario_binary_exactly_once(&target("bin"), None).await;
 }
 
 /// The keys kombu's consumers read: priority lists, binding sets, envelope.
@@ -145,7 +145,14 @@ impl OwnRedis {
 
 fn spawn_redis(port: u16, dir: &std::path::Path) -> Child {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .args(["--appendonly", "yes", "--appendfsync", "always"])
         .arg("--dir")
         .arg(dir)
@@ -197,7 +204,11 @@ async fn redis_outage_loses_and_duplicates_nothing() {
     // Stay down until metronome has noticed (a failed publish), then a bit more.
     let start = Instant::now();
     while m.log_events("publish failed").len() < 2 {
-        assert!(start.elapsed() < PATIENCE, "outage not noticed:\n{}", m.log_text());
+        assert!(
+            start.elapsed() < PATIENCE,
+            "outage not noticed:\n{}",
+            m.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     redis.restart();
@@ -229,7 +240,8 @@ async fn redis_outage_loses_and_duplicates_nothing() {
         m.log_text()
     );
     assert!(
-        m.log_events("publish outcome unknown; counted as sent and not retried").is_empty(),
+        m.log_events("publish outcome unknown; counted as sent and not retried")
+            .is_empty(),
         "an outcome was unknown (a run may be lost):\n{}",
         m.log_text()
     );

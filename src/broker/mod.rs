@@ -32,6 +32,8 @@ pub struct BrokerUrlError {
 /// A transport. Network brokers connect lazily and reconnect on their own;
 /// while one is unreachable every publish reports
 /// [`PublishError::Unavailable`].
+// One per process, created once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Broker {
     Stdout(stdout::StdoutBroker),
     Redis(redis::RedisBroker),

@@ -112,8 +112,14 @@ impl Worker {
         let logf = File::create(&log).unwrap();
         let mut cmd = Command::new(celery);
         cmd.current_dir(repo().join("tests/celery_app"))
-            .args(["-A", "tasks", "worker", "-P", "solo", "-c", "1", "-l", "INFO"])
-            .args(["--without-gossip", "--without-mingle", "--without-heartbeat"])
+            .args([
+                "-A", "tasks", "worker", "-P", "solo", "-c", "1", "-l", "INFO",
+            ])
+            .args([
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ])
             .args(["--prefetch-multiplier", "1", "-Q", c.queues])
             .arg("-n")
             .arg(format!("{}@%h", unique("w")))
@@ -215,7 +221,12 @@ pub fn message(entries: &[Entry], name: &str, scheduled: Timestamp) -> Message {
         .iter()
         .find(|e| e.name == name)
         .unwrap_or_else(|| panic!("no entry {name}"));
-    message::build(e, Some(scheduled), Timestamp::now(), &Publisher::for_this_process())
+    message::build(
+        e,
+        Some(scheduled),
+        Timestamp::now(),
+        &Publisher::for_this_process(),
+    )
 }
 
 /// A RabbitMQ vhost made for one test (its name contains a `/`, to check
@@ -278,7 +289,14 @@ impl Metronome {
         std::fs::write(&sched, schedule_yaml).unwrap();
         let log = dir.path().join("metronome.log");
         let child = Command::new(env!("CARGO_BIN_EXE_metronome"))
-            .args(["--log-format", "json", "run", "--no-lock", "--broker", broker])
+            .args([
+                "--log-format",
+                "json",
+                "run",
+                "--no-lock",
+                "--broker",
+                broker,
+            ])
             .arg("--schedule")
             .arg(&sched)
             .arg("--state-file")
@@ -298,7 +316,11 @@ impl Metronome {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "metronome exited with {status}:\n{}", self.log_text());
+        assert!(
+            status.success(),
+            "metronome exited with {status}:\n{}",
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -429,17 +451,26 @@ schedules:
         assert_eq!(r["headers"]["scheduled_at"], at.to_string());
         assert_eq!(r["headers"]["celery_beat_task"], true);
         assert_eq!(r["headers"]["root_id"], m.task_id.to_string());
-        let queue = if e.name == "second" { "second" } else { "celery" };
+        let queue = if e.name == "second" {
+            "second"
+        } else {
+            "celery"
+        };
         assert_eq!(r["queue"], queue, "{}", e.name);
     }
     let u = row(&rows, "unicode");
     assert_eq!(u["headers"]["tenant"], "acme");
     assert_eq!(u["headers"]["timelimit"], serde_json::json!([30.0, 20.0]));
     assert!(
-        u["headers"]["expires"].as_str().is_some_and(|s| !s.is_empty()),
+        u["headers"]["expires"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
         "{u:#?}"
     );
-    assert_eq!(row(&rows, "second")["headers"]["timelimit"], serde_json::json!([null, null]));
+    assert_eq!(
+        row(&rows, "second")["headers"]["timelimit"],
+        serde_json::json!([null, null])
+    );
 }
 
 /// Messages published while no worker consumes are executed in priority
@@ -506,25 +537,47 @@ schedules:
 }
 
 /// `metronome run` with an `every: 1s` entry for a few seconds: the worker
-/// executes each scheduled time exactly once.
-pub async fn scenario_binary_exactly_once(t: &Target) {
-    let Some(celery) = celery() else { return };
+/// executes each scheduled time exactly once. With `disrupt`, it is called
+/// after the third dispatch (e.g. to cut the broker connection) and the run
+/// goes on for four more; `misfire: all` makes every missed second owed.
+/// Returns the stopped metronome (for its log), `None` if skipped.
+pub async fn scenario_binary_exactly_once(
+    t: &Target,
+    disrupt: Option<&dyn Fn()>,
+) -> Option<Metronome> {
+    let celery = celery()?;
     let mut m = Metronome::start(
         &t.url,
-        "schedules:\n  tick:\n    task: tasks.record\n    every: 1s\n    args: [tick]\n",
+        "schedules:\n  tick:\n    task: tasks.record\n    every: 1s\n    misfire: all\n    args: [tick]\n",
     );
-    // Let it run until it has dispatched a few runs.
-    let start = Instant::now();
-    while m.log_events("dispatched").len() < 4 {
-        assert!(start.elapsed() < PATIENCE, "no dispatches:\n{}", m.log_text());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let wait_dispatched = |n: usize| {
+        let start = Instant::now();
+        let m = &m;
+        async move {
+            while m.log_events("dispatched").len() < n {
+                assert!(
+                    start.elapsed() < PATIENCE,
+                    "no dispatches:\n{}",
+                    m.log_text()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_dispatched(3).await;
+    if let Some(d) = disrupt {
+        d();
+        wait_dispatched(7).await;
+    } else {
+        wait_dispatched(4).await;
     }
     m.stop();
     let dispatched = m.log_events("dispatched");
     let n = dispatched.len();
     assert!(
-        m.log_events("publish failed").is_empty(),
-        "{}",
+        m.log_events("publish outcome unknown; counted as sent and not retried")
+            .is_empty(),
+        "an outcome was unknown (a run may be lost):\n{}",
         m.log_text()
     );
     let key = unique("rec");
@@ -533,7 +586,11 @@ pub async fn scenario_binary_exactly_once(t: &Target) {
     drop(w);
     let rows_after = records(&key).await;
     delete_key(&key).await;
-    assert_eq!(rows_after.len(), n, "more executions than dispatches: {rows:#?}");
+    assert_eq!(
+        rows_after.len(),
+        n,
+        "more executions than dispatches: {rows:#?}"
+    );
     let scheduled: Vec<String> = rows
         .iter()
         .map(|r| r["headers"]["scheduled_at"].as_str().unwrap().to_string())
@@ -542,4 +599,5 @@ pub async fn scenario_binary_exactly_once(t: &Target) {
     let ids: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), n);
+    Some(m)
 }
