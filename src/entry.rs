@@ -118,8 +118,9 @@ pub struct Entry {
 impl Entry {
     /// A key that changes whenever the entry's times change: schedule, zone,
     /// DST rule, bounds or jitter. A changed key means "a new schedule".
+    /// Sixteen hex digits: small enough to keep per entry at scale.
     pub fn timing_key(&self) -> String {
-        format!(
+        let text = format!(
             "{}|{}|{:?}|{:?}|{:?}|{:?}",
             self.schedule.to_json(),
             self.timezone_name,
@@ -127,7 +128,8 @@ impl Entry {
             self.start_at,
             self.end_at,
             self.jitter
-        )
+        );
+        format!("{:016x}", fnv1a(text.as_bytes()))
     }
 
     /// The fixed delay this entry's runs get from `jitter`: a hash of the
@@ -140,13 +142,7 @@ impl Entry {
         if ms <= 0 {
             return SignedDuration::ZERO;
         }
-        // FNV-1a: stable across processes, platforms and releases.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.name.as_bytes() {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        SignedDuration::from_millis((h % ms as u64) as i64)
+        SignedDuration::from_millis((fnv1a(self.name.as_bytes()) % ms as u64) as i64)
     }
 
     /// The first nominal run time strictly after `after`, within
@@ -167,6 +163,16 @@ impl Entry {
             _ => Some(next),
         }
     }
+}
+
+/// FNV-1a, 64 bits: stable across processes, platforms and releases.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// A problem with one field, located in its source.
