@@ -308,7 +308,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("shutdown requested");
             let _ = tx.send(true);
         });
-        metronome::service::run(entries, state_file, states, broker, rx).await?;
+        let (_handle, commands) = metronome::service::channel();
+        metronome::service::run(entries, state_file, states, broker, rx, commands).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
