@@ -11,7 +11,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::duration;
 use crate::schedule::{
-    Cron, Crontab, CrontabFields, DstRule, Fold, Gap, Interval, Schedule, Solar, SolarEvent,
+    Cron, Crontab, CrontabFields, DstRule, Fold, Gap, Interval, Schedule, Solar, SolarError,
+    SolarEvent,
 };
 use crate::source::yaml::node::{Node, Pos, Value};
 
@@ -928,11 +929,15 @@ fn parse_schedule(
             };
             let lat = coord("latitude");
             let lon = coord("longitude");
-            let (event, (lat, lat_node), (lon, _)) = (event?, lat?, lon?);
+            let (event, (lat, lat_node), (lon, lon_node)) = (event?, lat?, lon?);
             match Solar::new(event, lat, lon) {
                 Ok(s) => Some(Schedule::Solar(s)),
                 Err(e) => {
-                    c.err(lat_node, path, e.to_string());
+                    let (node, key) = match e {
+                        SolarError::Latitude(_) => (lat_node, "latitude"),
+                        SolarError::Longitude(_) => (lon_node, "longitude"),
+                    };
+                    c.err(node, &join(path, key), e.to_string());
                     None
                 }
             }
