@@ -11,7 +11,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::duration;
 use crate::schedule::{
-    Cron, Crontab, CrontabFields, DstRule, Fold, Gap, Interval, Schedule, Solar, SolarEvent,
+    Cron, Crontab, CrontabFields, DstRule, Fold, Gap, Interval, Schedule, Solar, SolarError,
+    SolarEvent,
 };
 use crate::source::yaml::node::{Node, Pos, Value};
 
@@ -118,8 +119,9 @@ pub struct Entry {
 impl Entry {
     /// A key that changes whenever the entry's times change: schedule, zone,
     /// DST rule, bounds or jitter. A changed key means "a new schedule".
+    /// Sixteen hex digits: small enough to keep per entry at scale.
     pub fn timing_key(&self) -> String {
-        format!(
+        let text = format!(
             "{}|{}|{:?}|{:?}|{:?}|{:?}",
             self.schedule.to_json(),
             self.timezone_name,
@@ -127,7 +129,8 @@ impl Entry {
             self.start_at,
             self.end_at,
             self.jitter
-        )
+        );
+        format!("{:016x}", fnv1a(text.as_bytes()))
     }
 
     /// The fixed delay this entry's runs get from `jitter`: a hash of the
@@ -140,13 +143,7 @@ impl Entry {
         if ms <= 0 {
             return SignedDuration::ZERO;
         }
-        // FNV-1a: stable across processes, platforms and releases.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.name.as_bytes() {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        SignedDuration::from_millis((h % ms as u64) as i64)
+        SignedDuration::from_millis((fnv1a(self.name.as_bytes()) % ms as u64) as i64)
     }
 
     /// The first nominal run time strictly after `after`, within
@@ -167,6 +164,16 @@ impl Entry {
             _ => Some(next),
         }
     }
+}
+
+/// FNV-1a, 64 bits: stable across processes, platforms and releases.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// A problem with one field, located in its source.
@@ -922,11 +929,15 @@ fn parse_schedule(
             };
             let lat = coord("latitude");
             let lon = coord("longitude");
-            let (event, (lat, lat_node), (lon, _)) = (event?, lat?, lon?);
+            let (event, (lat, lat_node), (lon, lon_node)) = (event?, lat?, lon?);
             match Solar::new(event, lat, lon) {
                 Ok(s) => Some(Schedule::Solar(s)),
                 Err(e) => {
-                    c.err(lat_node, path, e.to_string());
+                    let (node, key) = match e {
+                        SolarError::Latitude(_) => (lat_node, "latitude"),
+                        SolarError::Longitude(_) => (lon_node, "longitude"),
+                    };
+                    c.err(node, &join(path, key), e.to_string());
                     None
                 }
             }

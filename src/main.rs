@@ -283,7 +283,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| std::env::var("CELERY_BROKER_URL").ok())
         .filter(|s| !s.is_empty())
         .context("no broker: pass --broker or set METRONOME_BROKER_URL (or CELERY_BROKER_URL)")?;
-    let entries = match yaml::load_files(&a.schedules, &default_zone(&a.zone)?) {
+    let zone = default_zone(&a.zone)?;
+    let entries = match yaml::load_files(&a.schedules, &zone) {
         Ok(e) => e,
         Err(errs) => {
             eprintln!("{errs}");
@@ -308,7 +309,17 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("shutdown requested");
             let _ = tx.send(true);
         });
-        metronome::service::run(entries, state_file, states, broker, rx).await?;
+        let (handle, commands) = metronome::service::channel();
+        let status = metronome::source::watch::SharedStatus::default();
+        tokio::spawn(metronome::source::watch::run(
+            a.schedules.clone(),
+            zone,
+            entries.clone(),
+            handle,
+            status,
+            rx.clone(),
+        ));
+        metronome::service::run(entries, state_file, states, broker, rx, commands).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

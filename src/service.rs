@@ -3,12 +3,20 @@
 //! Each turn re-reads the wall clock, asks [`core::Scheduler`] what is due,
 //! publishes it, records the outcomes and saves the run state, then sleeps
 //! until the next run, at most [`SLEEP_CAP`] so clock steps are noticed.
+//!
+//! Other parts of the process (the HTTP API, file reloads, database change
+//! listeners) talk to the loop through a [`Handle`]: they send [`Command`]s,
+//! which the loop applies between turns, so the scheduler is only ever
+//! touched by one task and needs no locks.
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
+use uuid::Uuid;
 
 use crate::broker::{Broker, PublishError};
 use crate::celery::message::{self, Message, Publisher};
@@ -21,6 +29,70 @@ pub const SLEEP_CAP: SignedDuration = SignedDuration::from_secs(1);
 /// Backoff bounds after a failed publish.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// A request to the running loop.
+pub enum Command {
+    /// Add or replace entries (a reload or an edit).
+    Upsert(Vec<Entry>),
+    /// Remove entries by name.
+    Remove(Vec<String>),
+    /// Publish one run of an entry now, with a fresh task id.
+    RunNow {
+        name: String,
+        reply: oneshot::Sender<Result<Uuid, String>>,
+    },
+    /// Read the scheduler's current view.
+    Inspect(Box<dyn FnOnce(&Scheduler) + Send>),
+}
+
+/// Sends [`Command`]s to a running loop. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+}
+
+/// A handle and the receiving end to give to [`run`].
+pub fn channel() -> (Handle, mpsc::Receiver<Command>) {
+    let (tx, rx) = mpsc::channel(256);
+    (Handle { tx }, rx)
+}
+
+impl Handle {
+    /// Sends a command; false if the loop has stopped.
+    pub async fn send(&self, cmd: Command) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    /// Runs `f` on the scheduler inside the loop and returns its result;
+    /// `None` if the loop has stopped.
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Scheduler) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let f = Box::new(move |s: &Scheduler| {
+            let _ = tx.send(f(s));
+        });
+        self.send(Command::Inspect(f)).await.then_some(())?;
+        rx.await.ok()
+    }
+
+    /// Publishes one run of `name` now; returns its task id.
+    pub async fn run_now(&self, name: &str) -> Result<Uuid, String> {
+        let (reply, rx) = oneshot::channel();
+        if !self
+            .send(Command::RunNow {
+                name: name.to_string(),
+                reply,
+            })
+            .await
+        {
+            return Err("the scheduler has stopped".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the scheduler has stopped".into()))
+    }
+}
 
 /// Errors that stop the service.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +109,7 @@ pub async fn run(
     states: std::collections::BTreeMap<String, crate::state::EntryState>,
     mut broker: Broker,
     mut shutdown: watch::Receiver<bool>,
+    mut commands: mpsc::Receiver<Command>,
 ) -> Result<(), ServiceError> {
     let publisher = Publisher::for_this_process();
     let mut sched = Scheduler::new();
@@ -56,13 +129,15 @@ pub async fn run(
     save(&sched)?;
     info!(entries = sched.len(), state_file = %state_file.path().display(), "scheduler started");
     let mut backoff = BACKOFF_MIN;
+    let mut paused_until: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let now = Timestamp::now();
-        if !sched.is_active() {
+        if !sched.is_active() && paused_until.is_none_or(|t| Instant::now() >= t) {
             sched.resume(now);
+            paused_until = None;
         }
         let decisions = sched.poll(now);
         if !decisions.is_empty() {
@@ -76,16 +151,22 @@ pub async fn run(
                     retry_in_ms = backoff.as_millis() as u64,
                     "publishing failed; pausing dispatch"
                 );
-                if sleep_or_shutdown(backoff, &mut shutdown).await {
-                    break;
-                }
+                paused_until = Some(Instant::now() + backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
             }
         }
-        let wait = core::sleep_for(sched.next_wake(), Timestamp::now(), SLEEP_CAP);
-        if sleep_or_shutdown(wait.unsigned_abs(), &mut shutdown).await {
-            break;
+        let wait = match paused_until {
+            Some(t) => t.saturating_duration_since(Instant::now()),
+            None => core::sleep_for(sched.next_wake(), Timestamp::now(), SLEEP_CAP).unsigned_abs(),
+        };
+        match next_wake(wait, &mut shutdown, &mut commands).await {
+            Wake::Timer => {}
+            Wake::Shutdown => break,
+            Wake::Command(cmd) => {
+                if apply(cmd, &mut sched, &mut broker, &publisher).await {
+                    save(&sched)?;
+                }
+            }
         }
     }
     sched.pause();
@@ -94,11 +175,71 @@ pub async fn run(
     Ok(())
 }
 
-/// Sleeps; true if shutdown was requested meanwhile.
-async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+enum Wake {
+    Timer,
+    Shutdown,
+    Command(Command),
+}
+
+/// Sleeps until the timer, a shutdown request or a command, whichever
+/// comes first.
+async fn next_wake(
+    d: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Wake {
     tokio::select! {
-        _ = tokio::time::sleep(d) => *shutdown.borrow(),
-        _ = shutdown.changed() => true,
+        _ = tokio::time::sleep(d) => if *shutdown.borrow() { Wake::Shutdown } else { Wake::Timer },
+        _ = shutdown.changed() => Wake::Shutdown,
+        Some(cmd) = commands.recv() => Wake::Command(cmd),
+    }
+}
+
+/// Applies a command; true if the run state changed and should be saved.
+async fn apply(
+    cmd: Command,
+    sched: &mut Scheduler,
+    broker: &mut Broker,
+    publisher: &Publisher,
+) -> bool {
+    match cmd {
+        Command::Upsert(entries) => {
+            let now = Timestamp::now();
+            let n = entries.len();
+            for e in entries {
+                sched.upsert(e, None, now);
+            }
+            info!(entries = n, "schedule entries added or replaced");
+            true
+        }
+        Command::Remove(names) => {
+            for n in &names {
+                sched.remove(n);
+            }
+            info!(entries = names.len(), "schedule entries removed");
+            true
+        }
+        Command::RunNow { name, reply } => {
+            let Some((entry, _, _)) = sched.get(&name) else {
+                let _ = reply.send(Err(format!("no schedule named `{name}`")));
+                return false;
+            };
+            let m = message::build(entry, None, Timestamp::now(), publisher);
+            let result = match broker.publish(std::slice::from_ref(&m)).await.pop() {
+                Some(Ok(())) => {
+                    info!(entry = %name, task = %entry.task, task_id = %m.task_id, "dispatched on request");
+                    Ok(m.task_id)
+                }
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("the broker returned no result".into()),
+            };
+            let _ = reply.send(result);
+            false
+        }
+        Command::Inspect(f) => {
+            f(sched);
+            false
+        }
     }
 }
 

@@ -298,3 +298,98 @@ fn run_refuses_an_invalid_file_and_a_second_instance_on_the_same_state() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no broker"));
 }
+
+#[test]
+fn run_reloads_on_change_and_keeps_the_old_schedule_on_a_bad_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "s.yaml",
+        "schedules:\n  tick:\n    task: app.first\n    every: 1s\n",
+    );
+    let state = dir.path().join("state.json");
+    let mut child = bin()
+        .arg("run")
+        .arg("--schedule")
+        .arg(&f)
+        .args(["--broker", "stdout://", "--no-lock", "--state-file"])
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let err = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map(|l| l.unwrap())
+            .collect::<Vec<_>>()
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    // A valid change: a different task.
+    std::fs::write(
+        &f,
+        "schedules:\n  tick:\n    task: app.second\n    every: 1s\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    // An invalid version is rejected whole; app.second keeps running.
+    std::fs::write(
+        &f,
+        "schedules:\n  tick:\n    task: app.third\n    every: 1s\n  broken:\n    task: x\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    // SIGHUP re-reads the (still invalid) file; then fix it and send SIGHUP.
+    std::fs::write(
+        &f,
+        "schedules:\n  tock:\n    task: app.fourth\n    every: 1s\n",
+    )
+    .unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let msgs = out.join().unwrap();
+    let logs = err.join().unwrap().join("\n");
+    let tasks: Vec<&str> = msgs
+        .iter()
+        .map(|m| m["headers"]["task"].as_str().unwrap())
+        .collect();
+    let first_second = tasks
+        .iter()
+        .position(|t| *t == "app.second")
+        .expect("the change was applied");
+    assert!(
+        tasks[..first_second].iter().all(|t| *t == "app.first"),
+        "{tasks:?}"
+    );
+    assert!(
+        !tasks.contains(&"app.third"),
+        "the invalid version never ran: {tasks:?}"
+    );
+    assert!(tasks.last() == Some(&"app.fourth"), "{tasks:?}");
+    assert!(logs.contains("schedule reload rejected"), "{logs}");
+    assert!(logs.contains("schedules.broken: no schedule"), "{logs}");
+    assert!(logs.contains("schedule reloaded"), "{logs}");
+    // The removed entry stopped: after the first app.fourth there is no `tick`.
+    let first_fourth = tasks.iter().position(|t| *t == "app.fourth").unwrap();
+    assert!(
+        msgs[first_fourth..]
+            .iter()
+            .all(|m| m["headers"]["periodic_task_name"] == "tock")
+    );
+}

@@ -257,7 +257,13 @@ fn invalid_yaml_and_wrong_shapes() {
         &errors(
             "schedules:\n  a:\n    task: t\n    solar: {event: sunrise, latitude: 91, longitude: 2}\n",
         ),
-        "latitude",
+        "s.yaml:4:39: schedules.a.solar.latitude: latitude 91 is out of range -90..=90",
+    );
+    has(
+        &errors(
+            "schedules:\n  a:\n    task: t\n    solar: {event: sunrise, latitude: 1, longitude: -200}\n",
+        ),
+        "s.yaml:4:53: schedules.a.solar.longitude: longitude -200 is out of range -180..=180",
     );
     has(
         &errors("schedules:\n  a:\n    task: t\n    at: tomorrow\n"),

@@ -24,7 +24,7 @@ pub use calendar::{CalendarSpec, DstRule, Fold, Gap};
 pub use cron::Cron;
 pub use crontab::{Crontab, CrontabFields};
 pub use interval::Interval;
-pub use solar::{Solar, SolarEvent};
+pub use solar::{Solar, SolarError, SolarEvent};
 
 /// One schedule, as parsed from any source.
 #[derive(Debug, Clone, PartialEq)]
