@@ -1,4 +1,5 @@
 //! Sources of schedule entries: turning outside data into validated
 //! [`Entry`](crate::entry::Entry) values.
 
+pub mod sql;
 pub mod yaml;
