@@ -205,9 +205,8 @@ pub async fn list(State(st): State<Shared>) -> Result<Json<Vec<ScheduleView>>, A
         .ok_or_else(stopped)?;
     let mut invalid = invalid_rows(&st);
     for v in &mut views {
-        if v.source == "database" {
-            v.error = invalid.remove(&v.name);
-        }
+        // A file's entry carries the error of a database row clashing with it.
+        v.error = invalid.remove(&v.name);
     }
     views.extend(invalid.iter().map(|(n, e)| invalid_view(n, e)));
     views.sort_by(|a, b| a.name.cmp(&b.name));
