@@ -621,3 +621,29 @@ pub async fn run_now(
         Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut t = json!({"task": "t", "cron": "* * * * *", "kwargs": {"a": 1, "b": 2}});
+        merge_patch(
+            &mut t,
+            &json!({"cron": null, "every": "1s", "kwargs": {"a": null, "c": 3}}),
+        );
+        assert_eq!(
+            t,
+            json!({"task": "t", "kwargs": {"b": 2, "c": 3}, "every": "1s"})
+        );
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -895,3 +895,74 @@ pub fn body_keys() -> Vec<&'static str> {
     k.extend_from_slice(ENTRY_KEYS);
     k
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row_from(body: &Json) -> Row {
+        let c = Columns::from_body(body.as_object().unwrap());
+        Row {
+            name: "n".into(),
+            task: c.task,
+            cron: c.cron,
+            crontab: c.crontab,
+            every: c.every,
+            solar: c.solar,
+            at: c.at,
+            timezone: c.timezone,
+            args: c.args,
+            kwargs: c.kwargs,
+            options: c.options,
+            enabled: c.enabled,
+            start_at: c.start_at,
+            end_at: c.end_at,
+            misfire: c.misfire,
+            grace: c.grace,
+            jitter: c.jitter,
+            dst: c.dst,
+            description: c.description,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn a_body_survives_columns_and_back_and_validates_like_yaml() {
+        let body = json!({"task": "app.t", "crontab": {"minute": "*/15", "hour": "9-17"},
+            "timezone": "Europe/Berlin", "args": [1, "two"], "kwargs": {"force": true},
+            "options": {"queue": "q", "priority": 7, "expires": 300}, "enabled": false,
+            "misfire": "all", "grace": "10m", "jitter": 30, "description": "d"});
+        let row = row_from(&body);
+        let back = Json::Object(row.to_json().unwrap());
+        let mut want = body.clone();
+        want["jitter"] = json!("30"); // durations are kept as text
+        assert_eq!(back, want);
+        let e = row.to_entry(&context(None)).unwrap();
+        assert_eq!(e.options.priority, Some(7));
+        assert!(!e.enabled);
+        assert_eq!(e.origin.source, SOURCE);
+    }
+
+    #[test]
+    fn field_errors_name_the_field_without_a_prefix() {
+        let errs = validate(
+            "n",
+            &json!({"task": "t", "every": "1s", "options": {"priority": 256}, "kwargs": [1]}),
+            &context(None),
+        )
+        .unwrap_err();
+        let text = render_errors(&errs);
+        assert!(
+            text.contains("options.priority: priority 256 is out of range"),
+            "{text}"
+        );
+        assert!(text.contains("kwargs: expected a mapping"), "{text}");
+    }
+
+    #[test]
+    fn json_nodes_keep_types() {
+        let n = Node::from_json(&json!({"a": [1, 1.5, "x", null, true]}));
+        assert_eq!(n.to_json(), json!({"a": [1, 1.5, "x", null, true]}));
+    }
+}
