@@ -8,6 +8,7 @@ pub mod celery;
 pub mod core;
 pub mod duration;
 pub mod entry;
+pub mod http;
 pub mod schedule;
 pub mod service;
 pub mod source;

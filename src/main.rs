@@ -12,7 +12,9 @@ use jiff::tz::TimeZone;
 
 use metronome::broker::{Broker, mask_url};
 use metronome::core::upcoming;
+use metronome::source::sql::{self, Db, Syncer};
 use metronome::source::yaml::{self, DefaultZone};
+use metronome::state::StateStore;
 use metronome::state::file::StateFile;
 
 #[derive(Parser)]
@@ -53,6 +55,12 @@ enum Command {
     },
     /// List upcoming runs, merged across entries in time order.
     Next(NextArgs),
+    /// Create or upgrade the schedule tables in a database.
+    Migrate {
+        /// postgres://… or sqlite://PATH (the file is created if missing).
+        #[arg(long, env = "METRONOME_DATABASE_URL")]
+        database: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -64,21 +72,33 @@ struct ZoneArg {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Schedule file (repeatable).
+    /// Schedule file (repeatable; optional with --database).
     #[arg(
         long = "schedule",
         env = "METRONOME_SCHEDULE",
         value_delimiter = ',',
-        required = true
+        required_unless_present = "database"
     )]
     schedules: Vec<PathBuf>,
+    /// Schedule database: postgres://… or sqlite://PATH. Holds schedules
+    /// (writable through the API) and the run state of every entry; its
+    /// tables are created or upgraded on start.
+    #[arg(long, env = "METRONOME_DATABASE_URL")]
+    database: Option<String>,
+    /// HTTP API address (default 127.0.0.1:8080; `off` to disable). If the
+    /// default address is taken the service runs without the API.
+    #[arg(long = "http", env = "METRONOME_HTTP_ADDR")]
+    http: Option<String>,
+    /// Bearer token for API writes; without it writes answer 403.
+    #[arg(long, env = "METRONOME_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
     /// Broker URL: redis://, rediss://, amqp://, amqps:// or stdout:// (falls back to CELERY_BROKER_URL).
     #[arg(long, env = "METRONOME_BROKER_URL")]
     broker: Option<String>,
     /// Run without a lease, keeping run state in --state-file (the only mode of this build).
     #[arg(long, env = "METRONOME_NO_LOCK")]
     no_lock: bool,
-    /// Local run-state file for standalone mode.
+    /// Local run-state file for standalone mode (unused with --database).
     #[arg(
         long,
         env = "METRONOME_STATE_FILE",
@@ -119,6 +139,7 @@ fn main() -> ExitCode {
         Command::Check { files, zone } => check(&files, &zone),
         Command::Next(args) => next(&args),
         Command::Run(args) => run(args),
+        Command::Migrate { database } => migrate(&database),
     };
     match result {
         Ok(code) => code,
@@ -276,6 +297,19 @@ fn next(a: &NextArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn migrate(url: &str) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let db = Db::connect(url).await?;
+        db.migrate().await?;
+        println!("ok: database {} is up to date", mask_url(url));
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let broker_url = a
         .broker
@@ -284,7 +318,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .filter(|s| !s.is_empty())
         .context("no broker: pass --broker or set METRONOME_BROKER_URL (or CELERY_BROKER_URL)")?;
     let zone = default_zone(&a.zone)?;
-    let entries = match yaml::load_files(&a.schedules, &zone) {
+    let mut entries = match yaml::load_files(&a.schedules, &zone) {
         Ok(e) => e,
         Err(errs) => {
             eprintln!("{errs}");
@@ -295,31 +329,98 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let _ = a.no_lock; // standalone is the only mode so far
-    let (state_file, states) = StateFile::open(&a.state_file)?;
+    let yaml_entries = entries.clone();
+    let files: std::sync::Arc<std::collections::HashMap<_, _>> = std::sync::Arc::new(
+        entries
+            .iter()
+            .map(|e| (e.name.clone(), e.origin.clone()))
+            .collect(),
+    );
+    // Without a database, the state file is opened (and locked) before anything else.
+    let file_state = match &a.database {
+        None => Some(StateFile::open(&a.state_file)?),
+        Some(_) => None,
+    };
+    let (http_addr, http_required) = match a.http.as_deref() {
+        None => (Some("127.0.0.1:8080".to_string()), false),
+        Some("off") | Some("") => (None, false),
+        Some(addr) => (Some(addr.to_string()), true),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    metronome::http::metrics_handle();
     rt.block_on(async move {
+        let (handle, commands) = metronome::service::channel();
+        let (store, states, db, sync) = match &a.database {
+            None => {
+                let (f, states) = file_state.expect("opened above");
+                (StateStore::File(f), states, None, None)
+            }
+            Some(url) => {
+                let db = Db::connect(url).await?;
+                db.migrate().await?;
+                tracing::info!(database = %mask_url(url), "database connected and migrated");
+                let states = metronome::state::sql::load(&db).await?;
+                let (syncer, client, db_entries) =
+                    Syncer::load(db.clone(), sql::context(zone.clone()), files.clone(), handle.clone())
+                        .await?;
+                entries.extend(db_entries);
+                let store = StateStore::Sql(metronome::state::sql::SqlState::start(db.clone()));
+                (store, states, Some((db, syncer)), Some(client))
+            }
+        };
         let broker = Broker::connect(&broker_url).await?;
         tracing::info!(broker = %mask_url(&broker_url), "broker configured");
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let http_shutdown = rx.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutdown requested");
             let _ = tx.send(true);
         });
-        let (handle, commands) = metronome::service::channel();
-        let status = metronome::source::watch::SharedStatus::default();
-        tokio::spawn(metronome::source::watch::run(
-            a.schedules.clone(),
-            zone,
-            entries.clone(),
-            handle,
-            status,
-            rx.clone(),
-        ));
-        metronome::service::run(entries, state_file, states, broker, rx, commands).await?;
+        let db = db.map(|(db, syncer)| {
+            tokio::spawn(syncer.run());
+            db
+        });
+        if let Some(addr) = http_addr {
+            match tokio::net::TcpListener::bind(&addr).await {
+                Ok(listener) => {
+                    let local = listener.local_addr()?;
+                    tracing::info!(addr = %local, "http api listening");
+                    let state = std::sync::Arc::new(metronome::http::AppState {
+                        handle: handle.clone(),
+                        db,
+                        sync,
+                        files,
+                        ctx: sql::context(zone.clone()),
+                        token: a.api_token.clone().filter(|t| !t.is_empty()),
+                    });
+                    tokio::spawn(async move {
+                        if let Err(e) = metronome::http::serve(listener, state, http_shutdown).await {
+                            tracing::error!(error = %e, "http api stopped");
+                        }
+                    });
+                }
+                Err(e) if !http_required => {
+                    tracing::warn!(addr = %addr, error = %e, "http api not started: the default address is taken (pass --http ADDR)");
+                }
+                Err(e) => return Err(anyhow::anyhow!("cannot listen on {addr}: {e}")),
+            }
+        }
+        if !a.schedules.is_empty() {
+            let status = metronome::source::watch::SharedStatus::default();
+            tokio::spawn(metronome::source::watch::run(
+                a.schedules.clone(),
+                zone,
+                yaml_entries,
+                handle.clone(),
+                status,
+                rx.clone(),
+            ));
+        }
+        metronome::service::run(entries, store, states, broker, rx, commands).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

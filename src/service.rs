@@ -9,6 +9,7 @@
 //! which the loop applies between turns, so the scheduler is only ever
 //! touched by one task and needs no locks.
 
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,7 +23,8 @@ use crate::broker::{Broker, PublishError};
 use crate::celery::message::{self, Message, Publisher};
 use crate::core::{self, Decision, Outcome, Scheduler};
 use crate::entry::Entry;
-use crate::state::file::{StateFile, StateFileError};
+use crate::state::file::StateFileError;
+use crate::state::{EntryState, StateStore};
 
 /// The longest single sleep.
 pub const SLEEP_CAP: SignedDuration = SignedDuration::from_secs(1);
@@ -63,6 +65,11 @@ impl Handle {
         self.tx.send(cmd).await.is_ok()
     }
 
+    /// True once the loop has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Runs `f` on the scheduler inside the loop and returns its result;
     /// `None` if the loop has stopped.
     pub async fn inspect<R: Send + 'static>(
@@ -101,12 +108,20 @@ pub enum ServiceError {
     State(#[from] StateFileError),
 }
 
+/// Entries whose run state changed since the last save, and names removed.
+#[derive(Default)]
+struct Dirty {
+    changed: HashSet<String>,
+    removed: Vec<String>,
+}
+
 /// Runs until `shutdown` turns true. State is saved after every batch and
-/// on the way out.
+/// on the way out. `states` is the saved state by name; an entry added
+/// later (by a command) also starts from its saved state.
 pub async fn run(
     entries: Vec<Entry>,
-    state_file: StateFile,
-    states: std::collections::BTreeMap<String, crate::state::EntryState>,
+    store: StateStore,
+    states: BTreeMap<String, EntryState>,
     mut broker: Broker,
     mut shutdown: watch::Receiver<bool>,
     mut commands: mpsc::Receiver<Command>,
@@ -119,15 +134,31 @@ pub async fn run(
         let st = states.remove(&e.name);
         sched.upsert(e, st, now);
     }
-    let save = |sched: &Scheduler| {
-        state_file.save(
-            sched
-                .names()
-                .filter_map(|n| sched.get(n).map(|(e, s, _)| (e.name.as_str(), s))),
-        )
+    let mut dirty = Dirty::default();
+    let save = |sched: &Scheduler, dirty: &mut Dirty| {
+        let r = if store.whole() {
+            store.save(
+                sched
+                    .names()
+                    .filter_map(|n| sched.get(n).map(|(e, s, _)| (e.name.as_str(), s))),
+                &dirty.removed,
+            )
+        } else {
+            store.save(
+                dirty
+                    .changed
+                    .iter()
+                    .filter_map(|n| sched.get(n).map(|(e, s, _)| (e.name.as_str(), s))),
+                &dirty.removed,
+            )
+        };
+        dirty.changed.clear();
+        dirty.removed.clear();
+        r
     };
-    save(&sched)?;
-    info!(entries = sched.len(), state_file = %state_file.path().display(), "scheduler started");
+    dirty.changed.extend(sched.names().map(str::to_string));
+    save(&sched, &mut dirty)?;
+    info!(entries = sched.len(), state = %store.describe(), "scheduler started");
     let mut backoff = BACKOFF_MIN;
     let mut paused_until: Option<Instant> = None;
     loop {
@@ -142,7 +173,10 @@ pub async fn run(
         let decisions = sched.poll(now);
         if !decisions.is_empty() {
             let ok = dispatch(&mut sched, &mut broker, &publisher, &decisions).await;
-            save(&sched)?;
+            dirty
+                .changed
+                .extend(decisions.iter().map(|d| d.entry().name.clone()));
+            save(&sched, &mut dirty)?;
             if ok {
                 backoff = BACKOFF_MIN;
             } else {
@@ -163,14 +197,24 @@ pub async fn run(
             Wake::Timer => {}
             Wake::Shutdown => break,
             Wake::Command(cmd) => {
-                if apply(cmd, &mut sched, &mut broker, &publisher).await {
-                    save(&sched)?;
+                if apply(
+                    cmd,
+                    &mut sched,
+                    &mut broker,
+                    &publisher,
+                    &mut states,
+                    &mut dirty,
+                )
+                .await
+                {
+                    save(&sched, &mut dirty)?;
                 }
             }
         }
     }
     sched.pause();
-    save(&sched)?;
+    save(&sched, &mut dirty)?;
+    store.close().await;
     info!("scheduler stopped; state saved");
     Ok(())
 }
@@ -201,20 +245,27 @@ async fn apply(
     sched: &mut Scheduler,
     broker: &mut Broker,
     publisher: &Publisher,
+    states: &mut BTreeMap<String, EntryState>,
+    dirty: &mut Dirty,
 ) -> bool {
     match cmd {
         Command::Upsert(entries) => {
             let now = Timestamp::now();
             let n = entries.len();
             for e in entries {
-                sched.upsert(e, None, now);
+                let st = states.remove(&e.name);
+                dirty.changed.insert(e.name.clone());
+                sched.upsert(e, st, now);
             }
             info!(entries = n, "schedule entries added or replaced");
             true
         }
         Command::Remove(names) => {
             for n in &names {
-                sched.remove(n);
+                if sched.remove(n).is_some() {
+                    dirty.changed.remove(n);
+                    dirty.removed.push(n.clone());
+                }
             }
             info!(entries = names.len(), "schedule entries removed");
             true
@@ -228,6 +279,7 @@ async fn apply(
             let result = match broker.publish(std::slice::from_ref(&m)).await.pop() {
                 Some(Ok(())) => {
                     info!(entry = %name, task = %entry.task, task_id = %m.task_id, "dispatched on request");
+                    metrics::counter!("metronome_runs_requested_total").increment(1);
                     Ok(m.task_id)
                 }
                 Some(Err(e)) => Err(e.to_string()),
@@ -268,6 +320,8 @@ async fn dispatch(
                 last,
             } => {
                 warn!(entry = %entry.name, task = %entry.task, reason = reason.as_str(), count, first = %first, last = %last, "runs skipped");
+                metrics::counter!("metronome_runs_skipped_total", "reason" => reason.as_str())
+                    .increment(*count);
                 sched.record(d, None);
             }
         }
@@ -291,6 +345,7 @@ async fn dispatch(
                     lateness_ms = late.as_millis() as i64, task_id = %m.task_id, missed = *missed,
                     queue = %m.route.queue, "dispatched"
                 );
+                metrics::counter!("metronome_runs_dispatched_total").increment(1);
                 sched.record(d, Some(&Outcome::Sent { at }));
             }
             Err(e @ PublishError::Unknown(_)) => {
@@ -308,6 +363,7 @@ async fn dispatch(
             Err(e @ PublishError::Unavailable(_)) => {
                 all_ok = false;
                 error!(entry = %entry.name, scheduled = %run.scheduled, error = %e, "publish failed");
+                metrics::counter!("metronome_publish_failures_total").increment(1);
                 sched.record(
                     d,
                     Some(&Outcome::Failed {

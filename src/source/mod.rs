@@ -1,5 +1,6 @@
 //! Sources of schedule entries: turning outside data into validated
 //! [`Entry`](crate::entry::Entry) values.
 
+pub mod sql;
 pub mod watch;
 pub mod yaml;

@@ -4,6 +4,7 @@
 //! a restart or a new leader neither repeats nor loses a run.
 
 pub mod file;
+pub mod sql;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -34,4 +35,54 @@ pub struct EntryState {
     /// state was last written; a different key means the schedule changed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub timing_key: String,
+}
+
+/// Where run state is kept: a local file (standalone, YAML only) or the
+/// schedule database.
+pub enum StateStore {
+    File(file::StateFile),
+    Sql(sql::SqlState),
+}
+
+impl StateStore {
+    /// True if [`StateStore::save`] needs every entry (the file is rewritten
+    /// whole); false if only the changed ones.
+    pub fn whole(&self) -> bool {
+        matches!(self, StateStore::File(_))
+    }
+
+    /// Saves `entries` (every entry if [`StateStore::whole`], else the
+    /// changed ones) and forgets `removed`. The SQL store queues the write
+    /// and never fails here; it retries on its own while the database is
+    /// down.
+    pub fn save<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a str, &'a EntryState)>,
+        removed: &[String],
+    ) -> Result<(), file::StateFileError> {
+        match self {
+            StateStore::File(f) => f.save(entries),
+            StateStore::Sql(s) => {
+                s.save(entries, removed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Flushes pending writes before exit.
+    pub async fn close(self) {
+        if let StateStore::Sql(s) = self
+            && !s.close(std::time::Duration::from_secs(5)).await
+        {
+            tracing::error!("run state could not be written to the database before exit");
+        }
+    }
+
+    /// A label for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            StateStore::File(f) => f.path().display().to_string(),
+            StateStore::Sql(_) => "database".to_string(),
+        }
+    }
 }

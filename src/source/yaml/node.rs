@@ -155,6 +155,38 @@ impl Node {
         }
     }
 
+    /// Builds a tree from JSON, every node at `Pos::default()` (no position),
+    /// so JSON from the HTTP API or a database row goes through the same
+    /// validator as YAML. Integers outside `i64` become floats.
+    pub fn from_json(value: &serde_json::Value) -> Node {
+        let value = match value {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => Value::Str(s.clone()),
+            serde_json::Value::Array(items) => {
+                Value::Seq(items.iter().map(Node::from_json).collect())
+            }
+            serde_json::Value::Object(map) => Value::Map(
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            Node::from_json(&serde_json::Value::String(k.clone())),
+                            Node::from_json(v),
+                        )
+                    })
+                    .collect(),
+            ),
+        };
+        Node {
+            value,
+            pos: Pos::default(),
+        }
+    }
+
     /// Converts the tree to JSON.
     ///
     /// Mapping keys that are strings are used as they are; other scalar keys are

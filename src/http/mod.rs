@@ -1,0 +1,242 @@
+//! The HTTP server: health, readiness, Prometheus metrics, the OpenAPI
+//! document and the schedule API ([`api`]).
+//!
+//! Handlers read the scheduler through [`service::Handle::inspect`] and
+//! change it only by writing the database: the database syncer applies the
+//! change (to this instance and every other one), and the handler waits for
+//! this instance's copy before answering, so a write is visible to the next
+//! read.
+
+pub mod api;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::entry::{Context, Origin};
+use crate::service::Handle;
+use crate::source::sql::{Db, SOURCE, SyncClient};
+
+/// Largest request body accepted (413 beyond).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// What the handlers share.
+pub struct AppState {
+    pub handle: Handle,
+    /// The schedule database, if configured: the only writable source.
+    pub db: Option<Db>,
+    pub sync: Option<SyncClient>,
+    /// Entries defined in files, by name (read-only through the API).
+    pub files: Arc<HashMap<String, Origin>>,
+    /// The context API bodies are validated in (that of database rows).
+    pub ctx: Context,
+    /// `METRONOME_API_TOKEN`; `None` disables writes (403).
+    pub token: Option<String>,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// An error answer: `{"error": "..."}` with a status.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, naming the field where there is one.
+    pub error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> ApiError {
+        ApiError(status, msg.into())
+    }
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static H: OnceLock<PrometheusHandle> = OnceLock::new();
+    H.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed; ours then shows nothing.
+        let _ = metrics::set_global_recorder(recorder);
+        // Counters exist from the start, at zero.
+        metrics::counter!("metronome_runs_dispatched_total").absolute(0);
+        metrics::counter!("metronome_runs_requested_total").absolute(0);
+        metrics::counter!("metronome_publish_failures_total").absolute(0);
+        handle
+    })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "metronome",
+        description = "Periodic task scheduler for Celery: schedules, next runs, run-now, health and metrics."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The router with every route and the OpenAPI document.
+pub fn router(state: Shared) -> axum::Router {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
+        .routes(routes!(api::list, api::create))
+        .routes(routes!(api::get_one, api::replace, api::patch, api::delete))
+        .routes(routes!(api::entry_next_runs))
+        .routes(routes!(api::run_now))
+        .routes(routes!(api::next_runs))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is alive", body = String)))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    /// `ready` or `stopped`.
+    pub status: &'static str,
+    /// `leader` (dispatching) or `standby`. Without a lease this build is
+    /// always the leader once schedules are loaded.
+    pub role: &'static str,
+    pub schedules: usize,
+    /// `connected`, `unreachable`, or `none` without a database.
+    pub database: &'static str,
+}
+
+/// Readiness: 200 once schedules are loaded and the loop runs.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "Schedules loaded; this instance dispatches", body = Ready),
+    (status = 503, description = "The scheduler has stopped", body = Ready)))]
+async fn readyz(State(st): State<Shared>) -> Response {
+    let database = match &st.sync {
+        None => "none",
+        Some(s) if s.status.read().expect("status lock").connected => "connected",
+        Some(_) => "unreachable",
+    };
+    match st.handle.inspect(|s| s.len()).await {
+        Some(n) => Json(Ready {
+            status: "ready",
+            role: "leader",
+            schedules: n,
+            database,
+        })
+        .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Ready {
+                status: "stopped",
+                role: "standby",
+                schedules: 0,
+                database,
+            }),
+        )
+            .into_response(),
+    }
+}
+
+/// Prometheus text: run counters from the loop, schedule gauges computed now.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)))]
+async fn metrics_text(State(st): State<Shared>) -> Response {
+    let counts = st
+        .handle
+        .inspect(|s| {
+            let db = s
+                .iter()
+                .filter(|(e, _, _)| e.origin.source == SOURCE)
+                .count();
+            (s.len() - db, db)
+        })
+        .await;
+    if let Some((file, db)) = counts {
+        metrics::gauge!("metronome_schedules", "source" => "file").set(file as f64);
+        metrics::gauge!("metronome_schedules", "source" => "database").set(db as f64);
+    }
+    if let Some(s) = &st.sync {
+        let status = s.status.read().expect("status lock");
+        metrics::gauge!("metronome_schedules_invalid").set(status.invalid.len() as f64);
+        metrics::gauge!("metronome_database_connected").set(if status.connected {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    let h = metrics_handle();
+    h.run_upkeep();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        h.render(),
+    )
+        .into_response()
+}

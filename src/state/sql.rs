@@ -1,0 +1,217 @@
+//! Run state in the schedule database (`metronome_state`), used whenever
+//! `--database` is given.
+//!
+//! Saving never blocks the run loop: changed entries go to a writer task
+//! that coalesces them (the newest state per name wins) and writes them in
+//! one transaction. While the database is unreachable the writer keeps the
+//! pending states and retries; [`SqlState::close`] flushes before exit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::QueryBuilder;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::EntryState;
+use crate::source::sql::{Db, DbError};
+
+/// Rows per multi-row upsert (8 parameters each, under SQLite's limit).
+const CHUNK: usize = 500;
+const RETRY: Duration = Duration::from_secs(1);
+
+enum Msg {
+    Put(String, EntryState),
+    Delete(String),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A handle to the state writer task.
+pub struct SqlState {
+    tx: mpsc::UnboundedSender<Msg>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    name: String,
+    cursor_at: Option<String>,
+    last_run: Option<String>,
+    last_sent_at: Option<String>,
+    total_runs: i64,
+    last_error: Option<String>,
+    anchor: Option<String>,
+    timing_key: String,
+}
+
+fn ts(s: Option<String>) -> Option<Timestamp> {
+    s.and_then(|s| s.parse().ok())
+}
+
+/// Every saved state.
+pub async fn load(db: &Db) -> Result<BTreeMap<String, EntryState>, DbError> {
+    const Q: &str = "SELECT name, cursor_at, last_run, last_sent_at, total_runs, last_error, anchor, timing_key FROM metronome_state";
+    let rows: Vec<StateRow> = match db {
+        Db::Postgres(p) => sqlx::query_as(Q).fetch_all(p).await?,
+        Db::Sqlite(p) => sqlx::query_as(Q).fetch_all(p).await?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.name,
+                EntryState {
+                    cursor: ts(r.cursor_at),
+                    last_run: ts(r.last_run),
+                    last_sent_at: ts(r.last_sent_at),
+                    total_runs: r.total_runs.max(0) as u64,
+                    last_error: r.last_error,
+                    anchor: ts(r.anchor),
+                    timing_key: r.timing_key,
+                },
+            )
+        })
+        .collect())
+}
+
+macro_rules! write_batch {
+    ($tx:expr, $puts:expr, $deletes:expr, $now_sql:expr) => {{
+        for chunk in $puts.chunks(CHUNK) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO metronome_state (name, cursor_at, last_run, last_sent_at, total_runs, last_error, anchor, timing_key) ",
+            );
+            q.push_values(chunk, |mut b, (name, s): &(&String, &EntryState)| {
+                b.push_bind((*name).clone())
+                    .push_bind(s.cursor.map(|t| t.to_string()))
+                    .push_bind(s.last_run.map(|t| t.to_string()))
+                    .push_bind(s.last_sent_at.map(|t| t.to_string()))
+                    .push_bind(s.total_runs.min(i64::MAX as u64) as i64)
+                    .push_bind(s.last_error.clone())
+                    .push_bind(s.anchor.map(|t| t.to_string()))
+                    .push_bind(s.timing_key.clone());
+            });
+            q.push(concat!(
+                " ON CONFLICT (name) DO UPDATE SET cursor_at = excluded.cursor_at, last_run = excluded.last_run, ",
+                "last_sent_at = excluded.last_sent_at, total_runs = excluded.total_runs, ",
+                "last_error = excluded.last_error, anchor = excluded.anchor, timing_key = excluded.timing_key, ",
+                "updated_at = ",
+                $now_sql
+            ));
+            q.build().execute(&mut *$tx).await?;
+        }
+        for name in $deletes {
+            sqlx::query("DELETE FROM metronome_state WHERE name = $1")
+                .bind(name)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+
+/// Writes the pending states (`None`: delete) in one transaction.
+async fn write(db: &Db, pending: &HashMap<String, Option<EntryState>>) -> Result<(), DbError> {
+    let puts: Vec<(&String, &EntryState)> = pending
+        .iter()
+        .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
+        .collect();
+    let deletes: Vec<&String> = pending
+        .iter()
+        .filter(|(_, s)| s.is_none())
+        .map(|(n, _)| n)
+        .collect();
+    match db {
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            write_batch!(tx, puts, &deletes, "now()");
+            tx.commit().await?;
+        }
+        Db::Sqlite(p) => {
+            let mut tx = p.begin().await?;
+            write_batch!(tx, puts, &deletes, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
+            tx.commit().await?;
+        }
+    }
+    Ok(())
+}
+
+impl SqlState {
+    /// Starts the writer task.
+    pub fn start(db: Db) -> SqlState {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(writer(db, rx));
+        SqlState { tx, task }
+    }
+
+    /// Queues the new states of changed entries and the names removed.
+    pub fn save<'a>(
+        &self,
+        changed: impl IntoIterator<Item = (&'a str, &'a EntryState)>,
+        removed: &[String],
+    ) {
+        for (n, s) in changed {
+            let _ = self.tx.send(Msg::Put(n.to_string(), s.clone()));
+        }
+        for n in removed {
+            let _ = self.tx.send(Msg::Delete(n.clone()));
+        }
+    }
+
+    /// Waits (at most `limit`) until everything queued is written; false if
+    /// it was not.
+    pub async fn close(self, limit: Duration) -> bool {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Flush(done));
+        let ok = matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())));
+        self.task.abort();
+        ok
+    }
+}
+
+async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut pending: HashMap<String, Option<EntryState>> = HashMap::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut failing = false;
+    let take = |m: Msg, pending: &mut HashMap<_, _>, flushes: &mut Vec<_>| match m {
+        Msg::Put(n, s) => {
+            pending.insert(n, Some(s));
+        }
+        Msg::Delete(n) => {
+            pending.insert(n, None);
+        }
+        Msg::Flush(f) => flushes.push(f),
+    };
+    while let Some(m) = rx.recv().await {
+        take(m, &mut pending, &mut flushes);
+        loop {
+            while let Ok(m) = rx.try_recv() {
+                take(m, &mut pending, &mut flushes);
+            }
+            if pending.is_empty() {
+                break;
+            }
+            match write(&db, &pending).await {
+                Ok(()) => {
+                    if failing {
+                        info!(entries = pending.len(), "run state written again");
+                        failing = false;
+                    }
+                    pending.clear();
+                    break;
+                }
+                Err(e) => {
+                    if !failing {
+                        error!(error = %e, entries = pending.len(), "cannot save run state; retrying");
+                        failing = true;
+                    } else {
+                        warn!(error = %e, entries = pending.len(), "run state still not saved");
+                    }
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+        for f in flushes.drain(..) {
+            let _ = f.send(());
+        }
+    }
+}
