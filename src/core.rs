@@ -144,7 +144,13 @@ impl Scheduler {
     /// used for a new entry). A changed schedule (see
     /// [`Entry::timing_key`]) starts afresh at `now`: no run before `now` is
     /// owed for it; so does an entry that becomes enabled.
-    pub fn upsert(&mut self, entry: Entry, state: Option<EntryState>, now: Timestamp) {
+    pub fn upsert(
+        &mut self,
+        entry: impl Into<Arc<Entry>>,
+        state: Option<EntryState>,
+        now: Timestamp,
+    ) {
+        let entry: Arc<Entry> = entry.into();
         let key = entry.timing_key();
         let (id, mut st, was_enabled, considered) = match self.by_name.get(&entry.name) {
             Some(&id) => {
@@ -181,7 +187,7 @@ impl Scheduler {
         }
         st.timing_key = key;
         let mut slot = Slot {
-            entry: Arc::new(entry),
+            entry,
             state: st,
             considered,
             next: None,

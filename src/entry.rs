@@ -78,7 +78,7 @@ impl Options {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Origin {
     /// A file path, or a label such as `database` or `api`.
-    pub source: String,
+    pub source: std::sync::Arc<str>,
     pub pos: Pos,
 }
 
@@ -205,7 +205,7 @@ pub struct Context {
     /// `routes`: task-name glob and its options; the first match applies.
     pub routes: Vec<(String, Options)>,
     /// Label used in [`Origin`].
-    pub source: String,
+    pub source: std::sync::Arc<str>,
 }
 
 /// Collects errors while walking a node tree.

@@ -318,7 +318,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .filter(|s| !s.is_empty())
         .context("no broker: pass --broker or set METRONOME_BROKER_URL (or CELERY_BROKER_URL)")?;
     let zone = default_zone(&a.zone)?;
-    let mut entries = match yaml::load_files(&a.schedules, &zone) {
+    let entries = match yaml::load_files(&a.schedules, &zone) {
         Ok(e) => e,
         Err(errs) => {
             eprintln!("{errs}");
@@ -329,6 +329,9 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let _ = a.no_lock; // standalone is the only mode so far
+    // The scheduler and the file watcher share each entry.
+    let mut entries: Vec<std::sync::Arc<metronome::entry::Entry>> =
+        entries.into_iter().map(std::sync::Arc::new).collect();
     let yaml_entries = entries.clone();
     let files: std::sync::Arc<std::collections::HashMap<_, _>> = std::sync::Arc::new(
         entries
@@ -366,7 +369,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 let (syncer, client, db_entries) =
                     Syncer::load(db.clone(), sql::context(zone.clone()), files.clone(), handle.clone())
                         .await?;
-                entries.extend(db_entries);
+                entries.extend(db_entries.into_iter().map(std::sync::Arc::new));
                 let store = StateStore::Sql(metronome::state::sql::SqlState::start(db.clone()));
                 (store, states, Some((db, syncer)), Some(client))
             }

@@ -10,6 +10,7 @@
 //! touched by one task and needs no locks.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -35,7 +36,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A request to the running loop.
 pub enum Command {
     /// Add or replace entries (a reload or an edit).
-    Upsert(Vec<Entry>),
+    Upsert(Vec<Arc<Entry>>),
     /// Remove entries by name.
     Remove(Vec<String>),
     /// Publish one run of an entry now, with a fresh task id.
@@ -119,7 +120,7 @@ struct Dirty {
 /// on the way out. `states` is the saved state by name; an entry added
 /// later (by a command) also starts from its saved state.
 pub async fn run(
-    entries: Vec<Entry>,
+    entries: Vec<Arc<Entry>>,
     store: StateStore,
     states: BTreeMap<String, EntryState>,
     mut broker: Broker,

@@ -120,7 +120,7 @@ pub struct NextQuery {
 }
 
 fn view(e: &Entry, st: &EntryState, next: Option<Run>) -> ScheduleView {
-    let db = e.origin.source == SOURCE;
+    let db = *e.origin.source == *SOURCE;
     ScheduleView {
         name: e.name.clone(),
         task: Some(e.task.clone()),

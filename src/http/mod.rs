@@ -211,7 +211,7 @@ async fn metrics_text(State(st): State<Shared>) -> Response {
         .inspect(|s| {
             let db = s
                 .iter()
-                .filter(|(e, _, _)| e.origin.source == SOURCE)
+                .filter(|(e, _, _)| *e.origin.source == *SOURCE)
                 .count();
             (s.len() - db, db)
         })

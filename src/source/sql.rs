@@ -664,7 +664,7 @@ impl Syncer {
         self.status.write().expect("status lock").entries = self.applied.len();
         let mut batch = Vec::new();
         for e in upserts {
-            batch.push(e);
+            batch.push(std::sync::Arc::new(e));
             if batch.len() >= UPSERT_BATCH {
                 self.handle
                     .send(Command::Upsert(std::mem::take(&mut batch)))
@@ -879,7 +879,7 @@ async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 pub fn context(zone: Option<(String, jiff::tz::TimeZone)>) -> Context {
     Context {
         timezone: zone,
-        source: SOURCE.to_string(),
+        source: SOURCE.into(),
         ..Default::default()
     }
 }
@@ -941,7 +941,7 @@ mod tests {
         let e = row.to_entry(&context(None)).unwrap();
         assert_eq!(e.options.priority, Some(7));
         assert!(!e.enabled);
-        assert_eq!(e.origin.source, SOURCE);
+        assert_eq!(&*e.origin.source, SOURCE);
     }
 
     #[test]

@@ -44,16 +44,16 @@ pub type SharedStatus = Arc<Mutex<ReloadStatus>>;
 /// What was added, changed and removed between two versions.
 #[derive(Debug, Default, PartialEq)]
 pub struct Diff {
-    pub upsert: Vec<Entry>,
+    pub upsert: Vec<Arc<Entry>>,
     pub remove: Vec<String>,
 }
 
 /// The difference from `old` to `new`, by entry name.
-pub fn diff(old: &HashMap<String, Entry>, new: &[Entry]) -> Diff {
+pub fn diff(old: &HashMap<String, Arc<Entry>>, new: &[Arc<Entry>]) -> Diff {
     let mut d = Diff::default();
     for e in new {
         if old.get(&e.name) != Some(e) {
-            d.upsert.push(e.clone());
+            d.upsert.push(Arc::clone(e));
         }
     }
     let names: std::collections::HashSet<&str> = new.iter().map(|e| e.name.as_str()).collect();
@@ -84,7 +84,7 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<Result<(u64, SystemTime), String>> {
 pub async fn run(
     paths: Vec<PathBuf>,
     zone: DefaultZone,
-    initial: Vec<Entry>,
+    initial: Vec<Arc<Entry>>,
     handle: Handle,
     status: SharedStatus,
     mut shutdown: watch::Receiver<bool>,
@@ -97,7 +97,7 @@ pub async fn run(
             None
         }
     };
-    let mut current: HashMap<String, Entry> =
+    let mut current: HashMap<String, Arc<Entry>> =
         initial.into_iter().map(|e| (e.name.clone(), e)).collect();
     let mut seen = fingerprint(&paths);
     loop {
@@ -126,6 +126,7 @@ pub async fn run(
         };
         match result {
             Ok(entries) => {
+                let entries: Vec<Arc<Entry>> = entries.into_iter().map(Arc::new).collect();
                 let d = diff(&current, &entries);
                 let (added_or_changed, removed) = (d.upsert.len(), d.remove.len());
                 if !d.upsert.is_empty() && !handle.send(Command::Upsert(d.upsert)).await {
@@ -174,8 +175,12 @@ mod tests {
     #[test]
     fn diff_sends_only_what_changed() {
         let old = load_str("a.yaml", "schedules:\n  a: {task: t, every: 1s}\n  b: {task: t, every: 2s}\n  c: {task: t, every: 3s}\n", &None).unwrap();
-        let old: HashMap<String, Entry> = old.into_iter().map(|e| (e.name.clone(), e)).collect();
+        let old: HashMap<String, Arc<Entry>> = old
+            .into_iter()
+            .map(|e| (e.name.clone(), Arc::new(e)))
+            .collect();
         let new = load_str("a.yaml", "schedules:\n  a: {task: t, every: 1s}\n  b: {task: t, every: 5s}\n  d: {task: t, every: 3s}\n", &None).unwrap();
+        let new: Vec<Arc<Entry>> = new.into_iter().map(Arc::new).collect();
         let d = diff(&old, &new);
         let names: Vec<&str> = d.upsert.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["b", "d"]);

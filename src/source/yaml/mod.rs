@@ -113,7 +113,7 @@ fn load_root(
     }
     c.known_keys(root, "", FILE_KEYS);
     let mut ctx = Context {
-        source: file.to_string(),
+        source: file.into(),
         timezone: zone.clone(),
         ..Default::default()
     };
@@ -221,7 +221,7 @@ pub fn duplicate_names(entries: &[Entry]) -> Vec<LoadError> {
     for e in entries {
         if let Some(first) = seen.get(e.name.as_str()) {
             out.push(LoadError {
-                file: e.origin.source.clone(),
+                file: e.origin.source.to_string(),
                 pos: e.origin.pos,
                 message: format!(
                     "duplicate schedule name `{}`: already defined at {}",
