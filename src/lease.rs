@@ -522,6 +522,21 @@ impl Lease {
         &self.keys
     }
 
+    /// The store, to share with the run state.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// See [`Store::same_server_as`].
+    pub fn store_same_server_as(&self, broker_url: &str) -> bool {
+        self.store.same_server_as(broker_url)
+    }
+
+    /// The lock URL with the password masked.
+    pub fn store_describe(&self) -> &str {
+        self.store.describe()
+    }
+
     /// The value the lock key holds while we lead under `fence`.
     pub fn value(&self, fence: u64) -> String {
         format!("{}:{fence}", self.token)
