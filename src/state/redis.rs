@@ -107,8 +107,8 @@ impl RedisState {
             .into_iter()
             .map(|(n, s)| (n, serde_json::to_string(s).expect("state serializes")))
             .collect();
-        let mut chunks: Vec<(&[(&str, String)], &[String])> =
-            pairs.chunks(CHUNK).map(|c| (c, &[][..])).collect();
+        type Chunk<'b> = (&'b [(&'b str, String)], &'b [String]);
+        let mut chunks: Vec<Chunk> = pairs.chunks(CHUNK).map(|c| (c, &[][..])).collect();
         chunks.extend(removed.chunks(CHUNK).map(|r| (&[][..], r)));
         for (set, del) in chunks {
             let mut inv = self.save.prepare_invoke();
