@@ -286,3 +286,95 @@ async fn llen(key: &str) -> usize {
         .await
         .unwrap()
 }
+
+/// A redis-server and a Sentinel monitoring it, on free ports; both killed
+/// on drop.
+struct SentinelPair {
+    children: Vec<std::process::Child>,
+    sentinel_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SentinelPair {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_sentinel() -> SentinelPair {
+    use std::process::{Command, Stdio};
+    let (mport, sport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!("port {sport}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {mport} 1\n"),
+    )
+    .unwrap();
+    let spawn = |args: Vec<String>| {
+        Command::new("redis-server")
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs")
+    };
+    let master = spawn(vec![
+        "--port".into(),
+        mport.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        "".into(),
+    ]);
+    let sentinel = spawn(vec![conf.display().to_string(), "--sentinel".into()]);
+    let start = std::time::Instant::now();
+    for p in [mport, sport] {
+        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+            assert!(start.elapsed() < PATIENCE, "redis/sentinel did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    SentinelPair {
+        children: vec![master, sentinel],
+        sentinel_port: sport,
+        _dir: dir,
+    }
+}
+
+/// `sentinel://…?master_name=` finds the master through the Sentinel and
+/// runs the lease there.
+#[tokio::test]
+async fn lease_through_sentinel() {
+    let pair = start_sentinel();
+    let url = format!(
+        "sentinel://127.0.0.1:{};sentinel://127.0.0.1:1/0?master_name=mymaster",
+        pair.sentinel_port
+    );
+    let store = Arc::new(Store::open(&url, Duration::from_secs(1)).unwrap());
+    let k = keys("sentinel");
+    let cfg = LeaseConfig::new(Duration::from_secs(5), None).unwrap();
+    let a = Lease::new(store.clone(), k.clone(), cfg);
+    let b = Lease::new(store, k.clone(), cfg);
+    let fa = a
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("acquired via sentinel");
+    assert_eq!(b.try_acquire().await.unwrap(), None);
+    assert!(a.renew(fa).await.unwrap());
+    assert!(a.release(fa).await.unwrap());
+    assert_eq!(b.try_acquire().await.unwrap(), Some(fa + 1));
+}
