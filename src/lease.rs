@@ -769,7 +769,7 @@ mod tests {
     #[test]
     fn config_defaults_and_rule() {
         let c = LeaseConfig::new(DEFAULT_TTL, None).unwrap();
-        assert_eq!(c.renew, Duration::from_millis(3_333));
+        assert_eq!(c.renew, Duration::from_secs(10) / 3);
         assert_eq!(c.op_timeout(), Duration::from_secs(1));
         let c = LeaseConfig::new(Duration::from_secs(2), None).unwrap();
         assert_eq!(c.op_timeout(), Duration::from_millis(200));
