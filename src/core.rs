@@ -309,30 +309,7 @@ impl Scheduler {
     ) -> Option<&EntryState> {
         let id = *self.by_name.get(&decision.entry().name)?;
         let slot = self.slots[id as usize].as_mut()?;
-        let st = &mut slot.state;
-        let advance =
-            |c: &mut Option<Timestamp>, t: Timestamp| *c = Some(c.map_or(t, |c| c.max(t)));
-        match (decision, outcome) {
-            (Decision::Dispatch { run, .. }, Some(Outcome::Sent { at })) => {
-                advance(&mut st.cursor, run.scheduled);
-                st.last_run = Some(st.last_run.map_or(run.scheduled, |l| l.max(run.scheduled)));
-                st.last_sent_at = Some(*at);
-                st.total_runs += 1;
-                st.last_error = None;
-            }
-            (Decision::Dispatch { run, .. }, Some(Outcome::Unknown { at, error })) => {
-                advance(&mut st.cursor, run.scheduled);
-                st.last_run = Some(st.last_run.map_or(run.scheduled, |l| l.max(run.scheduled)));
-                st.last_sent_at = Some(*at);
-                st.total_runs += 1;
-                st.last_error = Some(error.clone());
-            }
-            (Decision::Dispatch { .. }, Some(Outcome::Failed { error })) => {
-                st.last_error = Some(error.clone());
-            }
-            (Decision::Dispatch { .. }, None) => {}
-            (Decision::Skip { last, .. }, _) => advance(&mut st.cursor, *last),
-        }
+        apply_outcome(&mut slot.state, decision, outcome);
         Some(&slot.state)
     }
 }
@@ -578,5 +555,33 @@ pub fn sleep_for(
     match next_wake {
         Some(w) => now.duration_until(w).clamp(SignedDuration::ZERO, cap),
         None => cap,
+    }
+}
+
+/// What [`Scheduler::record`] does to an entry's state, as a pure function:
+/// lets a caller compute the state a run *will* leave behind, to store it
+/// together with the publish (the fenced Redis dispatch).
+pub fn apply_outcome(st: &mut EntryState, decision: &Decision, outcome: Option<&Outcome>) {
+    let advance = |c: &mut Option<Timestamp>, t: Timestamp| *c = Some(c.map_or(t, |c| c.max(t)));
+    match (decision, outcome) {
+        (Decision::Dispatch { run, .. }, Some(Outcome::Sent { at })) => {
+            advance(&mut st.cursor, run.scheduled);
+            st.last_run = Some(st.last_run.map_or(run.scheduled, |l| l.max(run.scheduled)));
+            st.last_sent_at = Some(*at);
+            st.total_runs += 1;
+            st.last_error = None;
+        }
+        (Decision::Dispatch { run, .. }, Some(Outcome::Unknown { at, error })) => {
+            advance(&mut st.cursor, run.scheduled);
+            st.last_run = Some(st.last_run.map_or(run.scheduled, |l| l.max(run.scheduled)));
+            st.last_sent_at = Some(*at);
+            st.total_runs += 1;
+            st.last_error = Some(error.clone());
+        }
+        (Decision::Dispatch { .. }, Some(Outcome::Failed { error })) => {
+            st.last_error = Some(error.clone());
+        }
+        (Decision::Dispatch { .. }, None) => {}
+        (Decision::Skip { last, .. }, _) => advance(&mut st.cursor, *last),
     }
 }

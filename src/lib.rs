@@ -9,6 +9,7 @@ pub mod core;
 pub mod duration;
 pub mod entry;
 pub mod http;
+pub mod lease;
 pub mod schedule;
 pub mod service;
 pub mod source;

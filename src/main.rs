@@ -12,10 +12,12 @@ use jiff::tz::TimeZone;
 
 use metronome::broker::{Broker, mask_url};
 use metronome::core::upcoming;
+use metronome::lease::{self, LeaseConfig, Role};
 use metronome::source::sql::{self, Db, Syncer};
 use metronome::source::yaml::{self, DefaultZone};
 use metronome::state::StateStore;
 use metronome::state::file::StateFile;
+use metronome::state::redis::RedisState;
 
 #[derive(Parser)]
 #[command(
@@ -95,9 +97,24 @@ struct RunArgs {
     /// Broker URL: redis://, rediss://, amqp://, amqps:// or stdout:// (falls back to CELERY_BROKER_URL).
     #[arg(long, env = "METRONOME_BROKER_URL")]
     broker: Option<String>,
-    /// Run without a lease, keeping run state in --state-file (the only mode of this build).
+    /// Lease store for running several instances (one dispatches, the others
+    /// stand by): redis://, rediss:// or sentinel://h:p[;sentinel://h:p]/db?master_name=M.
+    /// Run state is then kept there too. Without --lock or --no-lock the
+    /// service runs standalone and says so.
+    #[arg(long, env = "METRONOME_LOCK_URL", conflicts_with = "no_lock")]
+    lock: Option<String>,
+    /// Run without a lease, keeping run state in --state-file (or the database).
     #[arg(long, env = "METRONOME_NO_LOCK")]
     no_lock: bool,
+    /// Lease time-to-live: how long a dead leader blocks failover (min 1s).
+    #[arg(long, env = "METRONOME_LOCK_TTL", default_value = "10s", value_parser = parse_std_duration)]
+    lock_ttl: std::time::Duration,
+    /// Lease renewal period (default TTL/3; must be under TTL/2).
+    #[arg(long, env = "METRONOME_LOCK_RENEW", value_parser = parse_std_duration)]
+    lock_renew: Option<std::time::Duration>,
+    /// Key prefix for the lease and run state in the lock's Redis.
+    #[arg(long, env = "METRONOME_STATE_PREFIX", default_value = "metronome:")]
+    state_prefix: String,
     /// Local run-state file for standalone mode (unused with --database).
     #[arg(
         long,
@@ -130,6 +147,12 @@ struct NextArgs {
     json: bool,
     #[command(flatten)]
     zone: ZoneArg,
+}
+
+fn parse_std_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = metronome::duration::parse(s).map_err(|e| e.to_string())?;
+    d.try_into()
+        .map_err(|_| format!("`{s}` must not be negative"))
 }
 
 fn main() -> ExitCode {
@@ -328,10 +351,26 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    let _ = a.no_lock; // standalone is the only mode so far
     // The scheduler and the file watcher share each entry.
     let mut entries: Vec<std::sync::Arc<metronome::entry::Entry>> =
         entries.into_iter().map(std::sync::Arc::new).collect();
+    // The lease: --lock URL (HA), else standalone (--no-lock, or a warning).
+    let lease = match a.lock.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let config = LeaseConfig::new(a.lock_ttl, a.lock_renew)?;
+            let store = std::sync::Arc::new(lease::Store::open(url, config.op_timeout())?);
+            let keys = lease::Keys::new(&a.state_prefix);
+            Some(lease::Lease::new(store, keys, config))
+        }
+        None => {
+            if !a.no_lock {
+                tracing::warn!(
+                    "no --lock given: running standalone; do not start a second instance (pass --no-lock to silence this)"
+                );
+            }
+            None
+        }
+    };
     let yaml_entries = entries.clone();
     let files: std::sync::Arc<std::collections::HashMap<_, _>> = std::sync::Arc::new(
         entries
@@ -339,10 +378,11 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|e| (e.name.clone(), e.origin.clone()))
             .collect(),
     );
-    // Without a database, the state file is opened (and locked) before anything else.
-    let file_state = match &a.database {
-        None => Some(StateFile::open(&a.state_file)?),
-        Some(_) => None,
+    // Standalone without a database: the state file is opened (and locked)
+    // before anything else. With a lease, run state lives in its Redis.
+    let file_state = match (&a.database, &lease) {
+        (None, None) => Some(StateFile::open(&a.state_file)?),
+        _ => None,
     };
     let (http_addr, http_required) = match a.http.as_deref() {
         None => (Some("127.0.0.1:8080".to_string()), false),
@@ -356,24 +396,51 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     metronome::http::metrics_handle();
     rt.block_on(async move {
         let (handle, commands) = metronome::service::channel();
-        let (store, states, db, sync) = match &a.database {
-            None => {
-                let (f, states) = file_state.expect("opened above");
-                (StateStore::File(f), states, None, None)
-            }
+        let (mut store, mut states, db, sync) = match &a.database {
+            None => match file_state {
+                Some((f, states)) => (Some(StateStore::File(f)), states, None, None),
+                None => (None, Default::default(), None, None),
+            },
             Some(url) => {
                 let db = Db::connect(url).await?;
                 db.migrate().await?;
                 tracing::info!(database = %mask_url(url), "database connected and migrated");
-                let states = metronome::state::sql::load(&db).await?;
                 let (syncer, client, db_entries) =
                     Syncer::load(db.clone(), sql::context(zone.clone()), files.clone(), handle.clone())
                         .await?;
                 entries.extend(db_entries.into_iter().map(std::sync::Arc::new));
-                let store = StateStore::Sql(metronome::state::sql::SqlState::start(db.clone()));
+                let (store, states) = if lease.is_some() {
+                    (None, Default::default())
+                } else {
+                    let states = metronome::state::sql::load(&db).await?;
+                    (Some(StateStore::Sql(metronome::state::sql::SqlState::start(db.clone()))), states)
+                };
                 (store, states, Some((db, syncer)), Some(client))
             }
         };
+        // With a lease: run state in Redis (loaded at each takeover), the
+        // lease kept by its own task until the run loop has stopped.
+        let (tx_lease_stop, rx_lease_stop) = tokio::sync::watch::channel(false);
+        let mut lease_task = None;
+        let ha = match lease {
+            Some(l) => {
+                let atomic = l.store_same_server_as(&broker_url);
+                let instance = l.token().to_string();
+                tracing::info!(
+                    lock = %l.store_describe(), instance = %instance, ttl_ms = l.config().ttl.as_millis() as u64,
+                    renew_ms = l.config().renew.as_millis() as u64, atomic_dispatch = atomic,
+                    "high availability: standing by until the lease is acquired"
+                );
+                store = Some(StateStore::Redis(RedisState::new(l.store(), l.keys().clone())));
+                states = Default::default();
+                let (tx, role) = tokio::sync::watch::channel(Role::Standby);
+                lease_task = Some(tokio::spawn(lease::run(l, tx, rx_lease_stop)));
+                Some(metronome::service::Ha { role, instance, atomic })
+            }
+            None => None,
+        };
+        let store = store.expect("a run state store is chosen above");
+        let role = ha.as_ref().map(|h| (h.role.clone(), h.instance.clone()));
         let broker = Broker::connect(&broker_url).await?;
         tracing::info!(broker = %mask_url(&broker_url), "broker configured");
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -399,6 +466,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                         files,
                         ctx: sql::context(zone.clone()),
                         token: a.api_token.clone().filter(|t| !t.is_empty()),
+                        role: role.clone(),
                     });
                     tokio::spawn(async move {
                         if let Err(e) = metronome::http::serve(listener, state, http_shutdown).await {
@@ -423,7 +491,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 rx.clone(),
             ));
         }
-        metronome::service::run(entries, store, states, broker, rx, commands).await?;
+        let result = metronome::service::run(entries, store, states, broker, rx, commands, ha).await;
+        // Only now, with dispatch stopped, is the lease released (SIGTERM:
+        // a standby takes over at its next poll).
+        let _ = tx_lease_stop.send(true);
+        if let Some(t) = lease_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), t).await;
+        }
+        result?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -393,3 +393,37 @@ fn run_reloads_on_change_and_keeps_the_old_schedule_on_a_bad_version() {
             .all(|m| m["headers"]["periodic_task_name"] == "tock")
     );
 }
+
+/// A renew period that cannot keep the lease is refused before anything
+/// starts, naming the rule; `--lock` and `--no-lock` exclude each other.
+#[test]
+fn run_refuses_a_lease_timing_that_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "s.yaml",
+        "schedules:\n  a:\n    task: t\n    every: 1s\n",
+    );
+    let out = bin()
+        .args(["run", "--broker", "stdout://", "--http", "off"])
+        .args(["--lock", "redis://127.0.0.1:1/0", "--lock-ttl", "2s"])
+        .args(["--lock-renew", "1s", "--schedule"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("less than half the TTL"), "{err}");
+    let out = bin()
+        .args(["run", "--broker", "stdout://", "--no-lock"])
+        .args(["--lock", "redis://127.0.0.1:1/0", "--schedule"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

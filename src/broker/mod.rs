@@ -18,6 +18,10 @@ pub enum PublishError {
     /// blindly: a retry could duplicate the run.
     #[error("publish outcome unknown: {0}")]
     Unknown(String),
+    /// Not sent: the lease check in the fenced publish failed (another
+    /// instance leads now).
+    #[error("not sent: this instance no longer holds the lease")]
+    Deposed,
 }
 
 /// A broker URL that cannot be used.

@@ -16,6 +16,17 @@
 //! sent and the batch is [`PublishError::Unavailable`]. The connection manager
 //! reconnects in the background; the service loop's backoff paces retries.
 //!
+//! # Fenced publishing
+//!
+//! When the lease lives on the same Redis server and db,
+//! [`RedisBroker::publish_fenced`] sends each chunk of up to
+//! [`FENCED_CHUNK`] messages as one Lua script: it checks that the lease key
+//! still holds the leader's `token:fence`, then per message `LPUSH`es the
+//! envelope and `HSET`s the entry's new run state. Scripts run atomically,
+//! so a deposed leader publishes nothing, and a publish is never separated
+//! from its state record. Such a script is not Redis Cluster safe (keys
+//! are passed as arguments); Cluster is not supported for the lease anyway.
+//!
 //! # URL
 //!
 //! Celery's forms: `redis://[[user]:password@]host[:port][/db]`,
@@ -36,6 +47,44 @@ use crate::celery::message::{Message, Route, redis_envelope, redis_queue_key};
 /// Commands per pipeline: bounds the memory of one round trip (about 1 KB
 /// per message) while keeping bursts at a handful of round trips.
 pub const CHUNK: usize = 10_000;
+
+/// Messages per fenced script call: keeps one script's run time to a few
+/// milliseconds while a burst still needs few round trips.
+pub const FENCED_CHUNK: usize = 1000;
+
+/// What a fenced publish checks and where it records run state.
+#[derive(Debug, Clone, Copy)]
+pub struct Fence<'a> {
+    /// The lease key and the value it must hold (`token:fence`).
+    pub lease_key: &'a str,
+    pub value: &'a str,
+    /// The run-state hash.
+    pub state_key: &'a str,
+}
+
+const FENCED: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local nb = tonumber(ARGV[2])
+local i = 3
+for _ = 1, nb do
+  redis.call('SADD', ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local n = tonumber(ARGV[i])
+i = i + 1
+local out = {}
+for j = 1, n do
+  local r = redis.pcall('LPUSH', ARGV[i], ARGV[i + 1])
+  if type(r) == 'table' and r.err then
+    out[j] = r.err
+  else
+    redis.call('HSET', KEYS[2], ARGV[i + 2], ARGV[i + 3])
+    out[j] = 1
+  end
+  i = i + 4
+end
+return out
+"#;
 
 /// kombu's separator inside binding members and priority list names.
 const SEP: &str = "\x06\x16";
@@ -143,6 +192,88 @@ impl RedisBroker {
                         unavailable(&self.masked, &e)
                     } else {
                         // Sent, but no reply: it may have been executed.
+                        PublishError::Unknown(format!("redis at {}: {e}", self.masked))
+                    };
+                    out.extend(chunk.iter().map(|_| Err(err.clone())));
+                }
+            }
+        }
+        out
+    }
+
+    /// Publishes `messages` only if the lease key still holds
+    /// `fence.value`, recording `states[i]` (entry name, run state JSON)
+    /// with message `i` in the same script. One result per message;
+    /// [`PublishError::Deposed`] for every message once the check fails.
+    pub async fn publish_fenced(
+        &mut self,
+        messages: &[Message],
+        states: &[(&str, String)],
+        fence: Fence<'_>,
+    ) -> Vec<Result<(), PublishError>> {
+        debug_assert_eq!(messages.len(), states.len());
+        if messages.is_empty() {
+            return Vec::new();
+        }
+        let mut conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => return vec![Err(e); messages.len()],
+        };
+        if let Err(e) = probe(&mut conn).await {
+            warn!(broker = %self.masked, error = %e, "redis not reachable; nothing sent");
+            return vec![Err(e); messages.len()];
+        }
+        let script = redis::Script::new(FENCED);
+        let mut out = Vec::with_capacity(messages.len());
+        for (chunk, st) in messages
+            .chunks(FENCED_CHUNK)
+            .zip(states.chunks(FENCED_CHUNK))
+        {
+            if out.iter().any(|r| matches!(r, Err(PublishError::Deposed))) {
+                out.extend(chunk.iter().map(|_| Err(PublishError::Deposed)));
+                continue;
+            }
+            let mut inv = script.prepare_invoke();
+            inv.key(fence.lease_key)
+                .key(fence.state_key)
+                .arg(fence.value);
+            let queues: BTreeSet<&str> = chunk.iter().map(|m| m.route.queue.as_str()).collect();
+            inv.arg(queues.len() * 2);
+            for q in queues {
+                let member = binding_member(q);
+                for set in ["_kombu.binding.", "_kombu.binding_permanent."] {
+                    inv.arg(format!("{}{set}{q}", self.prefix)).arg(&member);
+                }
+            }
+            inv.arg(chunk.len());
+            for (m, (name, json)) in chunk.iter().zip(st) {
+                inv.arg(self.list_key(&m.route, m.priority))
+                    .arg(redis_envelope(m))
+                    .arg(*name)
+                    .arg(json);
+            }
+            match inv.invoke_async::<redis::Value>(&mut conn).await {
+                Ok(redis::Value::Int(-1)) => {
+                    out.extend(chunk.iter().map(|_| Err(PublishError::Deposed)));
+                }
+                Ok(redis::Value::Array(items)) if items.len() == chunk.len() => {
+                    out.extend(items.into_iter().map(|v| match v {
+                        redis::Value::Int(1) => Ok(()),
+                        other => Err(PublishError::Unavailable(format!(
+                            "redis refused LPUSH: {other:?}"
+                        ))),
+                    }));
+                }
+                Ok(other) => {
+                    let e = format!("unexpected reply to the fenced publish: {other:?}");
+                    out.extend(chunk.iter().map(|_| Err(PublishError::Unknown(e.clone()))));
+                }
+                Err(e) => {
+                    let err = if e.is_connection_refusal() {
+                        unavailable(&self.masked, &e)
+                    } else {
+                        // Sent, but no reply (or a script error after some
+                        // writes): it may have been executed.
                         PublishError::Unknown(format!("redis at {}: {e}", self.masked))
                     };
                     out.extend(chunk.iter().map(|_| Err(err.clone())));

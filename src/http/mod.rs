@@ -25,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::entry::{Context, Origin};
+use crate::lease::Role;
 use crate::service::Handle;
 use crate::source::sql::{Db, SOURCE, SyncClient};
 
@@ -43,6 +44,9 @@ pub struct AppState {
     pub ctx: Context,
     /// `METRONOME_API_TOKEN`; `None` disables writes (403).
     pub token: Option<String>,
+    /// With a lease: the role kept by the lease task, and this instance's
+    /// id. `None` standalone (always the leader).
+    pub role: Option<(watch::Receiver<Role>, String)>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -164,9 +168,15 @@ async fn healthz() -> &'static str {
 pub struct Ready {
     /// `ready` or `stopped`.
     pub status: &'static str,
-    /// `leader` (dispatching) or `standby`. Without a lease this build is
-    /// always the leader once schedules are loaded.
+    /// `leader` (holds the lease and dispatches) or `standby`. Without a
+    /// lease (standalone) always `leader` once schedules are loaded.
     pub role: &'static str,
+    /// The lease's fencing number while leading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
+    /// This instance's id (its lease token), with a lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub schedules: usize,
     /// `connected`, `unreachable`, or `none` without a database.
     pub database: &'static str,
@@ -182,10 +192,23 @@ async fn readyz(State(st): State<Shared>) -> Response {
         Some(s) if s.status.read().expect("status lock").connected => "connected",
         Some(_) => "unreachable",
     };
+    let (role, fence, instance) = match &st.role {
+        None => ("leader", None, None),
+        Some((rx, id)) => {
+            let r = rx.borrow().clone();
+            let fence = match &r {
+                Role::Leader(t) => Some(t.fence),
+                Role::Standby => None,
+            };
+            (r.name(), fence, Some(id.clone()))
+        }
+    };
     match st.handle.inspect(|s| s.len()).await {
         Some(n) => Json(Ready {
             status: "ready",
-            role: "leader",
+            role,
+            fence,
+            instance,
             schedules: n,
             database,
         })
@@ -195,6 +218,8 @@ async fn readyz(State(st): State<Shared>) -> Response {
             Json(Ready {
                 status: "stopped",
                 role: "standby",
+                fence: None,
+                instance,
                 schedules: 0,
                 database,
             }),

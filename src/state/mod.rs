@@ -4,6 +4,7 @@
 //! a restart or a new leader neither repeats nor loses a run.
 
 pub mod file;
+pub mod redis;
 pub mod sql;
 
 use jiff::Timestamp;
@@ -37,11 +38,24 @@ pub struct EntryState {
     pub timing_key: String,
 }
 
-/// Where run state is kept: a local file (standalone, YAML only) or the
-/// schedule database.
+/// Where run state is kept: a local file (standalone, YAML only), the
+/// schedule database, or Redis next to the lease (`--lock`).
 pub enum StateStore {
     File(file::StateFile),
     Sql(sql::SqlState),
+    Redis(redis::RedisState),
+}
+
+/// A failed save.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The local file cannot be written: fatal.
+    #[error(transparent)]
+    File(#[from] file::StateFileError),
+    /// Redis refused (deposed) or is unreachable: dispatch pauses and the
+    /// state is written again later.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisStateError),
 }
 
 impl StateStore {
@@ -54,18 +68,24 @@ impl StateStore {
     /// Saves `entries` (every entry if [`StateStore::whole`], else the
     /// changed ones) and forgets `removed`. The SQL store queues the write
     /// and never fails here; it retries on its own while the database is
-    /// down.
-    pub fn save<'a>(
+    /// down. The Redis store writes only under `fence` (the lease value of
+    /// the current term) and writes nothing without one (standby).
+    pub async fn save<'a>(
         &self,
         entries: impl IntoIterator<Item = (&'a str, &'a EntryState)>,
         removed: &[String],
-    ) -> Result<(), file::StateFileError> {
+        fence: Option<&str>,
+    ) -> Result<(), StateError> {
         match self {
-            StateStore::File(f) => f.save(entries),
+            StateStore::File(f) => Ok(f.save(entries)?),
             StateStore::Sql(s) => {
                 s.save(entries, removed);
                 Ok(())
             }
+            StateStore::Redis(r) => match fence {
+                Some(v) => Ok(r.save(v, entries, removed).await?),
+                None => Ok(()),
+            },
         }
     }
 
@@ -83,6 +103,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.path().display().to_string(),
             StateStore::Sql(_) => "database".to_string(),
+            StateStore::Redis(r) => format!("redis hash {}", r.keys().state),
         }
     }
 }

@@ -1,0 +1,387 @@
+//! Chaos: three `metronome run` instances share a lease on a redis-server of
+//! the test's own (so `CLIENT PAUSE` disturbs no one else). The leader is
+//! SIGKILLed three times, SIGTERMed once, and Redis is paused for 3 s.
+//! Afterwards everything that reached the broker is read back and checked:
+//!
+//! - no (entry, scheduled time) was published twice;
+//! - every slot missing from an entry's sequence lies inside a disruption
+//!   (from shortly before the kill/pause to when a new leader was seen);
+//! - after each SIGKILL the new term fired exactly one catch-up per
+//!   `every: 1s` entry (`misfire: once`), and it was the first run of that
+//!   entry in the new term.
+//!
+//! Takeover times (kill → another instance reports `leader` on /readyz)
+//! are printed, not asserted. Run with `--nocapture` to see them.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::PATIENCE;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value as Json;
+
+const TTL: &str = "2s";
+const EVERY: usize = 20;
+const CRONS: usize = 3;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < PATIENCE, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn cmd(&self, args: &[&str]) -> redis::Value {
+        let mut c = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut c).unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Instance {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    alive: bool,
+}
+
+impl Instance {
+    fn start(dir: &Path, n: usize, url: &str, schedule: &Path) -> Instance {
+        let port = free_port();
+        let log = dir.join(format!("metronome-{n}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_metronome"))
+            .args([
+                "--log-format",
+                "json",
+                "run",
+                "--lock",
+                url,
+                "--broker",
+                url,
+            ])
+            .args(["--lock-ttl", TTL, "--http", &format!("127.0.0.1:{port}")])
+            .arg("--schedule")
+            .arg(schedule)
+            .env_remove("METRONOME_BROKER_URL")
+            .env_remove("METRONOME_LOCK_URL")
+            .env_remove("METRONOME_NO_LOCK")
+            .env("METRONOME_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start metronome");
+        Instance {
+            child,
+            port,
+            log,
+            alive: true,
+        }
+    }
+
+    /// (role, fence) from /readyz, if it answers.
+    fn role(&self) -> Option<(String, Option<u64>)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+        s.write_all(b"GET /readyz HTTP/1.0\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        let body = buf.split_once("\r\n\r\n")?.1;
+        let j: Json = serde_json::from_str(body).ok()?;
+        Some((j["role"].as_str()?.to_string(), j["fence"].as_u64()))
+    }
+
+    fn signal(&mut self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+        if sig == "-KILL" {
+            let _ = self.child.wait();
+        }
+        self.alive = false;
+    }
+
+    fn log_events(&self, msg: &str) -> Vec<Json> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .filter(|j| j["message"] == msg)
+            .collect()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The live instance reporting `leader` (and its fence), polling until one
+/// does with a fence other than `not`.
+fn wait_leader(instances: &[Instance], not: Option<u64>) -> (usize, u64) {
+    let start = Instant::now();
+    loop {
+        for (i, inst) in instances.iter().enumerate().filter(|(_, x)| x.alive) {
+            if let Some((role, Some(f))) = inst.role()
+                && role == "leader"
+                && Some(f) != not
+            {
+                return (i, f);
+            }
+        }
+        assert!(start.elapsed() < PATIENCE, "no leader");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Disruption {
+    kind: &'static str,
+    at: Timestamp,
+    recovered: Timestamp,
+    takeover: Duration,
+    new_fence: u64,
+}
+
+#[test]
+fn failover_loses_and_duplicates_nothing() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = dir.path().join("schedule.yaml");
+    let mut yaml = String::from("schedules:\n");
+    for i in 0..EVERY {
+        yaml +=
+            &format!("  tick-{i:02}:\n    task: tasks.tick\n    every: 1s\n    misfire: once\n");
+    }
+    for i in 0..CRONS {
+        yaml += &format!(
+            "  cron-{i}:\n    task: tasks.cron\n    cron: '* * * * * *'\n    misfire: once\n"
+        );
+    }
+    std::fs::write(&schedule, yaml).unwrap();
+    let mut n = 0;
+    let mut spawn = |instances: &mut Vec<Instance>| {
+        instances.push(Instance::start(dir.path(), n, &url, &schedule));
+        n += 1;
+    };
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        spawn(&mut instances);
+    }
+    let (_, mut fence) = wait_leader(&instances, None);
+    std::thread::sleep(Duration::from_secs(3));
+    let mut disruptions: Vec<Disruption> = Vec::new();
+    for round in 0..4 {
+        let (kind, sig) = if round == 2 {
+            ("SIGTERM", "-TERM")
+        } else {
+            ("SIGKILL", "-KILL")
+        };
+        let (leader, f) = wait_leader(&instances, None);
+        assert_eq!(f, fence);
+        let at = Timestamp::now();
+        let t0 = Instant::now();
+        instances[leader].signal(sig);
+        let (_, nf) = wait_leader(&instances, Some(f));
+        let takeover = t0.elapsed();
+        disruptions.push(Disruption {
+            kind,
+            at,
+            recovered: Timestamp::now(),
+            takeover,
+            new_fence: nf,
+        });
+        fence = nf;
+        if sig == "-TERM" {
+            let status = instances[leader].child.wait().unwrap();
+            assert!(status.success(), "SIGTERM exit: {status}");
+        }
+        spawn(&mut instances);
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    // Redis stalls for 3 s: the leader cannot renew and stands down; after
+    // the pause some instance leads again.
+    let at = Timestamp::now();
+    let t0 = Instant::now();
+    redis.cmd(&["CLIENT", "PAUSE", "3000", "ALL"]);
+    std::thread::sleep(Duration::from_millis(3_000));
+    let (_, nf) = wait_leader(&instances, None);
+    disruptions.push(Disruption {
+        kind: "CLIENT PAUSE 3000",
+        at,
+        recovered: Timestamp::now(),
+        takeover: t0.elapsed(),
+        new_fence: nf,
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    // Stop: standbys first, then the leader, so there is no last handover.
+    let (leader, _) = wait_leader(&instances, None);
+    let end = Timestamp::now();
+    for (i, inst) in instances.iter_mut().enumerate() {
+        if i != leader && inst.alive {
+            inst.signal("-TERM");
+            inst.child.wait().unwrap();
+        }
+    }
+    instances[leader].signal("-TERM");
+    assert!(instances[leader].child.wait().unwrap().success());
+
+    // Everything that reached the broker.
+    let rows = match redis.cmd(&["LRANGE", "celery", "0", "-1"]) {
+        redis::Value::Array(v) => v,
+        other => panic!("{other:?}"),
+    };
+    let mut seen: HashSet<(String, Timestamp)> = HashSet::new();
+    let mut dups = Vec::new();
+    let mut by_entry: BTreeMap<String, Vec<(Timestamp, u64)>> = BTreeMap::new();
+    for r in &rows {
+        let redis::Value::BulkString(b) = r else {
+            panic!("{r:?}")
+        };
+        let env: Json = serde_json::from_slice(b).unwrap();
+        let h = &env["headers"];
+        let name = h["periodic_task_name"].as_str().unwrap().to_string();
+        let at: Timestamp = h["scheduled_at"].as_str().unwrap().parse().unwrap();
+        let f = h["metronome_fence"].as_u64().expect("fence header");
+        assert!(h["metronome_instance"].is_string(), "instance header");
+        if !seen.insert((name.clone(), at)) {
+            dups.push((name.clone(), at));
+        }
+        by_entry.entry(name).or_default().push((at, f));
+    }
+    assert!(dups.is_empty(), "duplicated runs: {dups:?}");
+    assert_eq!(by_entry.len(), EVERY + CRONS, "every entry ran");
+
+    // Lost runs: gaps only inside disruption windows.
+    let slack = SignedDuration::from_millis(1_500);
+    let inside = |t: Timestamp| {
+        disruptions
+            .iter()
+            .any(|d| t >= d.at - slack && t <= d.recovered + SignedDuration::from_millis(500))
+    };
+    let mut lost_outside = Vec::new();
+    for (name, runs) in &mut by_entry {
+        runs.sort();
+        for w in runs.windows(2) {
+            let (a, b) = (w[0].0, w[1].0);
+            let mut t = a + SignedDuration::from_secs(1);
+            while t < b {
+                if !inside(t) {
+                    lost_outside.push((name.clone(), t));
+                }
+                t += SignedDuration::from_secs(1);
+            }
+        }
+        let last = runs.last().unwrap().0;
+        assert!(
+            last >= end - SignedDuration::from_secs(3),
+            "{name} stopped early at {last}"
+        );
+    }
+    assert!(lost_outside.is_empty(), "runs lost: {lost_outside:?}");
+
+    // Catch-ups: after each SIGKILL, each `every` entry's first run in the
+    // new term is a missed run (logged `missed: true`), and there is one.
+    let mut missed: HashSet<(String, Timestamp)> = HashSet::new();
+    for inst in &instances {
+        for e in inst.log_events("dispatched") {
+            if e["missed"] == true {
+                missed.insert((
+                    e["entry"].as_str().unwrap().to_string(),
+                    e["scheduled"].as_str().unwrap().parse().unwrap(),
+                ));
+            }
+        }
+    }
+    for d in disruptions.iter().filter(|d| d.kind == "SIGKILL") {
+        for (name, runs) in by_entry.iter().filter(|(n, _)| n.starts_with("tick")) {
+            let term: Vec<Timestamp> = runs
+                .iter()
+                .filter(|(_, f)| *f == d.new_fence)
+                .map(|(t, _)| *t)
+                .collect();
+            let catch_ups = term
+                .iter()
+                .filter(|t| missed.contains(&(name.clone(), **t)))
+                .count();
+            assert_eq!(
+                catch_ups, 1,
+                "{name}: term {} had {catch_ups} catch-ups",
+                d.new_fence
+            );
+            assert!(
+                missed.contains(&(name.clone(), term[0])),
+                "{name}: the first run of term {} is not the catch-up",
+                d.new_fence
+            );
+        }
+    }
+
+    let total: usize = by_entry.values().map(Vec::len).sum();
+    println!("chaos: {total} runs published, 0 duplicated, 0 lost outside handovers");
+    for d in &disruptions {
+        println!(
+            "chaos: {:<18} takeover {:>5} ms (new fence {})",
+            d.kind,
+            d.takeover.as_millis(),
+            d.new_fence
+        );
+    }
+    let mut kills: Vec<u128> = disruptions
+        .iter()
+        .filter(|d| d.kind == "SIGKILL")
+        .map(|d| d.takeover.as_millis())
+        .collect();
+    kills.sort();
+    println!("chaos: SIGKILL takeover ms (sorted): {kills:?}");
+}
