@@ -1,7 +1,10 @@
-//! `rediss://` for the broker and the lease against a TLS-only redis-server
-//! the test starts with a certificate authority it makes itself (openssl).
-//! The CA is trusted through `SSL_CERT_FILE`, as an operator would do; the
-//! same run without it must refuse the server's certificate.
+//! TLS: `rediss://` for the broker and the lease against a TLS-only
+//! redis-server, and `amqps://` through a TLS terminator (socat) in front of
+//! the local RabbitMQ, both with a certificate authority the test makes
+//! itself (openssl). The CA is trusted through `SSL_CERT_FILE`, as an
+//! operator would do; without it the server's certificate must be refused.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -149,6 +152,16 @@ fn start_tls_redis(dir: &Path, port: u16) -> Server {
 /// Runs metronome for `secs` against the TLS Redis; returns its log lines.
 fn run_metronome(dir: &Path, port: u16, trust_ca: bool, secs: u64) -> Vec<String> {
     let url = format!("rediss://127.0.0.1:{port}/0");
+    run_with(
+        dir,
+        &["--broker", &url, "--lock", &url, "--lock-ttl", "2s"],
+        trust_ca,
+        secs,
+    )
+}
+
+/// Runs metronome with `args` for `secs`; returns its log lines.
+fn run_with(dir: &Path, args: &[&str], trust_ca: bool, secs: u64) -> Vec<String> {
     let sched = dir.join("s.yaml");
     std::fs::write(
         &sched,
@@ -156,19 +169,9 @@ fn run_metronome(dir: &Path, port: u16, trust_ca: bool, secs: u64) -> Vec<String
     )
     .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_metronome"));
-    cmd.arg("run").arg("--schedule").arg(&sched);
-    cmd.args([
-        "--broker",
-        &url,
-        "--lock",
-        &url,
-        "--lock-ttl",
-        "2s",
-        "--http",
-        "off",
-        "--log-format",
-        "json",
-    ]);
+    cmd.arg("run").arg("--schedule").arg(&sched).args(args);
+    cmd.args(["--http", "off", "--log-format", "json", "--state-file"]);
+    cmd.arg(dir.join(format!("state-{}.json", common::unique("s"))));
     cmd.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
     if trust_ca {
         cmd.env("SSL_CERT_FILE", dir.join("ca.crt"));
@@ -261,5 +264,94 @@ fn rediss_broker_and_lease_verify_the_server_certificate() {
     assert!(
         first["headers"]["metronome_fence"].as_u64().is_some(),
         "published under the lease"
+    );
+}
+
+/// Messages waiting in `queue` of `vhost`.
+fn queue_depth(vhost: &str, queue: &str) -> usize {
+    let out = Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "-p",
+            vhost,
+            "name",
+            "messages",
+            "--formatter",
+            "json",
+        ])
+        .output()
+        .expect("rabbitmqctl runs");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == queue)
+        .and_then(|r| r["messages"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+#[test]
+fn amqps_verifies_the_server_certificate() {
+    if Command::new("socat").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "socat is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: socat is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let pem = [
+        std::fs::read(dir.path().join("server.crt")).unwrap(),
+        std::fs::read(dir.path().join("server.key")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(dir.path().join("server.pem"), pem).unwrap();
+    let port = free_port();
+    let _proxy = Server(
+        Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert=server.pem,verify=0"
+            ))
+            .arg("TCP:127.0.0.1:5672")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat runs"),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "TLS proxy did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let vhost = common::Vhost::new("amqps");
+    let url = format!(
+        "amqps://guest:guest@127.0.0.1:{port}/{}",
+        vhost.name.replace('/', "%2F")
+    );
+
+    let logs = run_with(dir.path(), &["--broker", &url, "--no-lock"], false, 3);
+    assert_eq!(
+        queue_depth(&vhost.name, "celery"),
+        0,
+        "published over an untrusted TLS connection"
+    );
+    let text = logs.join("\n");
+    assert!(
+        text.to_lowercase().contains("certificate"),
+        "the refusal names the certificate problem:\n{text}"
+    );
+
+    let logs = run_with(dir.path(), &["--broker", &url, "--no-lock"], true, 4);
+    let n = queue_depth(&vhost.name, "celery");
+    assert!(
+        n >= 2,
+        "expected runs over TLS, got {n}:\n{}",
+        logs.join("\n")
     );
 }
