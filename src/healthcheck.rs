@@ -67,9 +67,21 @@ pub fn get(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: metronome-healthcheck\r\nConnection: close\r\n\r\n"
     );
     s.write_all(req.as_bytes()).map_err(io)?;
+    // Read until the body announced by Content-Length is in (or the peer
+    // closes); small answers only: at most 1 MiB.
     let mut buf = Vec::new();
-    // Small answers only: stop at 64 KiB.
-    s.take(64 * 1024).read_to_end(&mut buf).map_err(io)?;
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = complete(&buf) {
+            buf.truncate(end);
+            break;
+        }
+        let n = s.read(&mut chunk).map_err(io)?;
+        if n == 0 || buf.len() > 1 << 20 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
     let text = String::from_utf8_lossy(&buf);
     let line = text.lines().next().unwrap_or_default();
     let code = line
@@ -85,6 +97,20 @@ pub fn get(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((code, body))
+}
+
+/// The length of a complete answer in `buf`, if it has a header with
+/// Content-Length and that much body.
+fn complete(buf: &[u8]) -> Option<usize> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let len: usize = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())?
+    })?;
+    (buf.len() >= head_end + len).then_some(head_end + len)
 }
 
 #[cfg(test)]
