@@ -408,6 +408,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     metronome::metrics::set_leader(true, 0);
     rt.block_on(async move {
         let (handle, commands) = metronome::service::channel();
+        metronome::metrics::spawn_upkeep();
         let (store, states, db, sync) = match &a.database {
             None => {
                 let (f, states) = file_state.expect("opened above");

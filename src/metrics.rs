@@ -128,6 +128,24 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// How often [`spawn_upkeep`] drains the exporter.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs the exporter's upkeep every [`UPKEEP_EVERY`], so histogram samples
+/// are folded into their buckets even when nobody scrapes (they are kept
+/// raw until then). Needs a Tokio runtime.
+pub fn spawn_upkeep() -> tokio::task::JoinHandle<()> {
+    let h = install();
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(UPKEEP_EVERY);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            h.run_upkeep();
+        }
+    })
+}
+
 fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(DISPATCHED, "Runs published, by entry");
