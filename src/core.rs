@@ -29,9 +29,9 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::entry::{Entry, MISFIRE_ALL_LIMIT, Misfire};
+use crate::entry::{Entry, Expires, MISFIRE_ALL_LIMIT, Misfire};
 use crate::schedule::Schedule;
-use crate::state::EntryState;
+use crate::state::{EntryState, HistoryItem, HistoryOutcome};
 
 /// One run of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,6 +49,11 @@ pub enum SkipReason {
     Misfire,
     /// Older than the entry's grace.
     Grace,
+    /// Its `options.expires` had passed when it fell due: a worker would
+    /// discard it, so it is not sent.
+    Expired,
+    /// It fell due while the entry was disabled.
+    Disabled,
 }
 
 impl SkipReason {
@@ -56,6 +61,8 @@ impl SkipReason {
         match self {
             SkipReason::Misfire => "misfire",
             SkipReason::Grace => "grace",
+            SkipReason::Expired => "expired",
+            SkipReason::Disabled => "disabled",
         }
     }
 }
@@ -229,6 +236,21 @@ impl Scheduler {
             .map(|s| (&s.entry, &s.state, s.next))
     }
 
+    /// Appends an outcome that is not a scheduled run's (a run-now) to an
+    /// entry's history; false if there is no such entry.
+    pub fn push_history(&mut self, name: &str, item: HistoryItem) -> bool {
+        let Some(&id) = self.by_name.get(name) else {
+            return false;
+        };
+        match self.slots[id as usize].as_mut() {
+            Some(slot) => {
+                slot.state.push_history(item);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Starts (or restarts) dispatching at `now`. Every entry's next run is
     /// recomputed from its durable state, so runs that were handed out but
     /// never recorded as sent come back, as missed runs.
@@ -275,12 +297,16 @@ impl Scheduler {
             if run.due < since {
                 decide_missed(slot, run, since, now, &mut out);
             } else {
-                if within_grace(&slot.entry, run, now) {
-                    out.push(Decision::Dispatch {
-                        entry: slot.entry.clone(),
-                        run,
-                        missed: false,
-                    });
+                if !slot.entry.enabled {
+                    out.push(skip(
+                        slot,
+                        SkipReason::Disabled,
+                        1,
+                        run.scheduled,
+                        run.scheduled,
+                    ));
+                } else if within_grace(&slot.entry, run, now) {
+                    out.push(dispatch_unless_expired(&slot.entry, run, false, now));
                 } else {
                     out.push(skip(
                         slot,
@@ -334,12 +360,36 @@ fn skip(
     }
 }
 
-/// The first run strictly after `after` (or the first run at all).
+/// When a run of `entry` scheduled at `scheduled` expires, if it does.
+pub fn expires_at(entry: &Entry, scheduled: Timestamp) -> Option<Timestamp> {
+    entry.options.expires.map(|e| match e {
+        Expires::After(d) => scheduled.checked_add(d).unwrap_or(Timestamp::MAX),
+        Expires::At(t) => t,
+    })
+}
+
+/// Dispatches `run`, or skips it as expired if its expiry is not after `now`.
+fn dispatch_unless_expired(entry: &Arc<Entry>, run: Run, missed: bool, now: Timestamp) -> Decision {
+    match expires_at(entry, run.scheduled) {
+        Some(x) if x <= now => Decision::Skip {
+            entry: entry.clone(),
+            reason: SkipReason::Expired,
+            count: 1,
+            first: run.scheduled,
+            last: run.scheduled,
+        },
+        _ => Decision::Dispatch {
+            entry: entry.clone(),
+            run,
+            missed,
+        },
+    }
+}
+
+/// The first run strictly after `after` (or the first run at all). A
+/// disabled entry has runs too: they are skipped as `disabled` when due.
 fn next_run(slot: &Slot, after: Option<Timestamp>) -> Option<Run> {
     let e = &slot.entry;
-    if !e.enabled {
-        return None;
-    }
     let anchor = slot.state.anchor.unwrap_or(Timestamp::UNIX_EPOCH);
     let after = after.unwrap_or(Timestamp::MIN);
     let scheduled = e.next_after(anchor, after)?;
@@ -356,13 +406,18 @@ fn decide_missed(
     now: Timestamp,
     out: &mut Vec<Decision>,
 ) {
-    let policy = slot.entry.misfire;
+    // Runs missed while disabled are skipped as disabled, like `misfire: skip`.
+    let (policy, missed_reason) = if slot.entry.enabled {
+        (slot.entry.misfire, SkipReason::Misfire)
+    } else {
+        (Misfire::Skip, SkipReason::Disabled)
+    };
     // Walk the missed runs, keeping the few we may dispatch.
     let mut count: u64 = 0;
     let mut last = first;
     let mut kept: BinaryHeap<std::cmp::Reverse<Run>> = BinaryHeap::new();
     let mut cur = Some(first);
-    if let Some((n, l)) = interval_missed(slot, first, since) {
+    if let Some((n, l)) = interval_missed(slot, policy, first, since) {
         (count, last, cur) = (n, l, None);
     }
     while let Some(run) = cur {
@@ -382,15 +437,11 @@ fn decide_missed(
     }
     slot.considered = Some(last.scheduled);
     let entry = slot.entry.clone();
-    let dispatch = |run: Run| Decision::Dispatch {
-        entry: entry.clone(),
-        run,
-        missed: true,
-    };
+    let dispatch = |run: Run| dispatch_unless_expired(&entry, run, true, now);
     match policy {
         Misfire::Skip => out.push(skip(
             slot,
-            SkipReason::Misfire,
+            missed_reason,
             count,
             first.scheduled,
             last.scheduled,
@@ -453,10 +504,13 @@ fn decide_missed(
 
 /// For intervals under `once`/`skip`: the number of missed runs from
 /// `first` and the last one, in O(1) however long the outage.
-fn interval_missed(slot: &Slot, first: Run, since: Timestamp) -> Option<(u64, Run)> {
-    let (Schedule::Every(i), Misfire::Once | Misfire::Skip) =
-        (&slot.entry.schedule, slot.entry.misfire)
-    else {
+fn interval_missed(
+    slot: &Slot,
+    policy: Misfire,
+    first: Run,
+    since: Timestamp,
+) -> Option<(u64, Run)> {
+    let (Schedule::Every(i), Misfire::Once | Misfire::Skip) = (&slot.entry.schedule, policy) else {
         return None;
     };
     let e = &slot.entry;
@@ -563,6 +617,12 @@ pub fn sleep_for(
 /// together with the publish (the fenced Redis dispatch).
 pub fn apply_outcome(st: &mut EntryState, decision: &Decision, outcome: Option<&Outcome>) {
     let advance = |c: &mut Option<Timestamp>, t: Timestamp| *c = Some(c.map_or(t, |c| c.max(t)));
+    let sent = |outcome, run: &Run, at: Timestamp| HistoryItem {
+        scheduled: Some(run.scheduled),
+        at: Some(at),
+        lateness_ms: Some(run.due.duration_until(at).as_millis() as i64),
+        ..HistoryItem::new(outcome)
+    };
     match (decision, outcome) {
         (Decision::Dispatch { run, .. }, Some(Outcome::Sent { at })) => {
             advance(&mut st.cursor, run.scheduled);
@@ -570,6 +630,7 @@ pub fn apply_outcome(st: &mut EntryState, decision: &Decision, outcome: Option<&
             st.last_sent_at = Some(*at);
             st.total_runs += 1;
             st.last_error = None;
+            st.push_history(sent(HistoryOutcome::Sent, run, *at));
         }
         (Decision::Dispatch { run, .. }, Some(Outcome::Unknown { at, error })) => {
             advance(&mut st.cursor, run.scheduled);
@@ -577,11 +638,38 @@ pub fn apply_outcome(st: &mut EntryState, decision: &Decision, outcome: Option<&
             st.last_sent_at = Some(*at);
             st.total_runs += 1;
             st.last_error = Some(error.clone());
+            st.push_history(HistoryItem {
+                error: Some(error.clone()),
+                ..sent(HistoryOutcome::Unknown, run, *at)
+            });
         }
-        (Decision::Dispatch { .. }, Some(Outcome::Failed { error })) => {
+        (Decision::Dispatch { run, .. }, Some(Outcome::Failed { error })) => {
             st.last_error = Some(error.clone());
+            st.push_history(HistoryItem {
+                scheduled: Some(run.scheduled),
+                error: Some(error.clone()),
+                ..HistoryItem::new(HistoryOutcome::Failed)
+            });
         }
         (Decision::Dispatch { .. }, None) => {}
-        (Decision::Skip { last, .. }, _) => advance(&mut st.cursor, *last),
+        (
+            Decision::Skip {
+                reason,
+                count,
+                first,
+                last,
+                ..
+            },
+            _,
+        ) => {
+            advance(&mut st.cursor, *last);
+            st.push_history(HistoryItem {
+                scheduled: Some(*first),
+                last: (last != first).then_some(*last),
+                count: *count,
+                reason: Some(reason.as_str().to_string()),
+                ..HistoryItem::new(HistoryOutcome::Skipped)
+            });
+        }
     }
 }

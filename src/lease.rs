@@ -641,6 +641,7 @@ pub async fn run(lease: Lease, tx: watch::Sender<Role>, mut stop: watch::Receive
                         failing = false;
                         info!(instance = %lease.token, fence, ttl_ms = cfg.ttl.as_millis() as u64, "lease acquired; leading");
                         metrics::counter!("metronome_lease_acquired_total").increment(1);
+                        crate::metrics::set_leader(true, fence);
                         tx.send_replace(Role::Leader(Term {
                             fence,
                             value: lease.value(fence),
@@ -699,6 +700,7 @@ pub async fn run(lease: Lease, tx: watch::Sender<Role>, mut stop: watch::Receive
                         "lease lost (held by another instance or expired)",
                     ),
                     Some(Err(e)) => {
+                        crate::metrics::lease_renew_failed();
                         warn!(fence, error = %e, "lease renewal failed; retrying");
                         held = Some((fence, until, Instant::now() + RENEW_RETRY));
                     }
@@ -709,6 +711,7 @@ pub async fn run(lease: Lease, tx: watch::Sender<Role>, mut stop: watch::Receive
     }
     if let Some((fence, _, _)) = held {
         tx.send_replace(Role::Standby);
+        crate::metrics::set_leader(false, 0);
         match tokio::time::timeout(op * 2, lease.release(fence)).await {
             Ok(Ok(true)) => info!(fence, "lease released"),
             Ok(Ok(false)) => info!(fence, "lease already gone at release"),
@@ -726,6 +729,8 @@ fn step_down(
 ) {
     *held = None;
     tx.send_replace(Role::Standby);
+    crate::metrics::set_leader(false, 0);
+    crate::metrics::lease_renew_failed();
     metrics::counter!("metronome_lease_lost_total").increment(1);
     warn!(fence, reason = why, "stopped dispatching; standing by");
 }

@@ -63,6 +63,26 @@ enum Command {
         #[arg(long, env = "METRONOME_DATABASE_URL")]
         database: String,
     },
+    /// Probe a running instance over loopback: exit 0 if `/healthz` (or
+    /// `/readyz` with --ready) answers 200, else 1. For container health checks.
+    Healthcheck(HealthArgs),
+}
+
+#[derive(clap::Args)]
+struct HealthArgs {
+    /// The instance's HTTP address (its --http); 0.0.0.0/[::] are probed on loopback.
+    #[arg(
+        long = "http",
+        env = "METRONOME_HTTP_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    http: String,
+    /// Probe readiness (`/readyz`) instead of liveness (`/healthz`).
+    #[arg(long)]
+    ready: bool,
+    /// Seconds to wait for connect, send and answer, each.
+    #[arg(long, default_value_t = 3.0)]
+    timeout: f64,
 }
 
 #[derive(clap::Args)]
@@ -115,6 +135,14 @@ struct RunArgs {
     /// Key prefix for the lease and run state in the lock's Redis.
     #[arg(long, env = "METRONOME_STATE_PREFIX", default_value = "metronome:")]
     state_prefix: String,
+    /// Outcomes kept per entry (run history, served at
+    /// /api/v1/schedules/{name}/history; 0 keeps none).
+    #[arg(long, env = "METRONOME_HISTORY", default_value_t = metronome::state::DEFAULT_HISTORY_LIMIT)]
+    history: usize,
+    /// Entries that get Prometheus series of their own (next-run gauge,
+    /// per-entry counters); the rest are counted as entry="_other".
+    #[arg(long, env = "METRONOME_METRICS_ENTRY_LIMIT", default_value_t = metronome::metrics::DEFAULT_ENTRY_LIMIT)]
+    metrics_entry_limit: usize,
     /// Local run-state file for standalone mode (unused with --database).
     #[arg(
         long,
@@ -163,6 +191,7 @@ fn main() -> ExitCode {
         Command::Next(args) => next(&args),
         Command::Run(args) => run(args),
         Command::Migrate { database } => migrate(&database),
+        Command::Healthcheck(args) => healthcheck(&args),
     };
     match result {
         Ok(code) => code,
@@ -320,6 +349,28 @@ fn next(a: &NextArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn healthcheck(a: &HealthArgs) -> anyhow::Result<ExitCode> {
+    use metronome::healthcheck;
+    let path = if a.ready { "/readyz" } else { "/healthz" };
+    let timeout = std::time::Duration::try_from_secs_f64(a.timeout)
+        .context("--timeout: expected a positive number of seconds")?;
+    let addr = healthcheck::probe_addr(&a.http)?;
+    match healthcheck::get(addr, path, timeout) {
+        Ok((200, _)) => {
+            println!("ok: {addr}{path} answered 200");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok((code, body)) => {
+            eprintln!("metronome: {addr}{path} answered {code}: {}", body.trim());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("metronome: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn migrate(url: &str) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -393,9 +444,15 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    metronome::state::set_history_limit(a.history);
+    metronome::metrics::set_entry_limit(a.metrics_entry_limit);
     metronome::http::metrics_handle();
+    // Standalone, this instance is always the one dispatching; with a
+    // lease, the lease task reports the role as it changes.
+    metronome::metrics::set_leader(lease.is_none(), 0);
     rt.block_on(async move {
         let (handle, commands) = metronome::service::channel();
+        metronome::metrics::spawn_upkeep();
         let (mut store, mut states, db, sync) = match &a.database {
             None => match file_state {
                 Some((f, states)) => (Some(StateStore::File(f)), states, None, None),
@@ -454,6 +511,12 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(syncer.run());
             db
         });
+        let reload = (!a.schedules.is_empty()).then(|| {
+            let s = metronome::source::watch::SharedStatus::default();
+            s.lock().expect("fresh lock").files =
+                a.schedules.iter().map(|p| p.display().to_string()).collect();
+            s
+        });
         if let Some(addr) = http_addr {
             match tokio::net::TcpListener::bind(&addr).await {
                 Ok(listener) => {
@@ -467,6 +530,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                         ctx: sql::context(zone.clone()),
                         token: a.api_token.clone().filter(|t| !t.is_empty()),
                         role: role.clone(),
+                        reload: reload.clone(),
                     });
                     tokio::spawn(async move {
                         if let Err(e) = metronome::http::serve(listener, state, http_shutdown).await {
@@ -480,8 +544,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(anyhow::anyhow!("cannot listen on {addr}: {e}")),
             }
         }
-        if !a.schedules.is_empty() {
-            let status = metronome::source::watch::SharedStatus::default();
+        if let Some(status) = reload {
             tokio::spawn(metronome::source::watch::run(
                 a.schedules.clone(),
                 zone,

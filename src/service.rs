@@ -28,7 +28,7 @@ use crate::entry::Entry;
 use crate::lease::{Role, Term};
 use crate::state::file::StateFileError;
 use crate::state::redis::RedisState;
-use crate::state::{EntryState, StateError, StateStore};
+use crate::state::{EntryState, HistoryItem, HistoryOutcome, StateError, StateStore};
 
 /// The longest single sleep.
 pub const SLEEP_CAP: SignedDuration = SignedDuration::from_secs(1);
@@ -464,14 +464,28 @@ async fn apply(
             let result = match broker.publish(std::slice::from_ref(&m)).await.pop() {
                 Some(Ok(())) => {
                     info!(entry = %name, task = %entry.task, task_id = %m.task_id, "dispatched on request");
-                    metrics::counter!("metronome_runs_requested_total").increment(1);
+                    crate::metrics::requested();
                     Ok(m.task_id)
                 }
                 Some(Err(e)) => Err(e.to_string()),
                 None => Err("the broker returned no result".into()),
             };
+            let recorded = match &result {
+                Ok(id) => sched.push_history(
+                    &name,
+                    HistoryItem {
+                        at: Some(Timestamp::now()),
+                        task_id: Some(id.to_string()),
+                        ..HistoryItem::new(HistoryOutcome::Requested)
+                    },
+                ),
+                Err(_) => false,
+            };
+            if recorded {
+                dirty.changed.insert(name);
+            }
             let _ = reply.send(result);
-            false
+            recorded
         }
         Command::Inspect(f) => {
             f(sched);
@@ -508,8 +522,7 @@ async fn dispatch(
                 last,
             } => {
                 warn!(entry = %entry.name, task = %entry.task, reason = reason.as_str(), count, first = %first, last = %last, "runs skipped");
-                metrics::counter!("metronome_runs_skipped_total", "reason" => reason.as_str())
-                    .increment(*count);
+                crate::metrics::skipped(&entry.name, reason.as_str(), *count);
                 sched.record(d, None);
             }
         }
@@ -568,13 +581,14 @@ async fn dispatch(
                     lateness_ms = late.as_millis() as i64, task_id = %m.task_id, missed = *missed,
                     queue = %m.route.queue, "dispatched"
                 );
-                metrics::counter!("metronome_runs_dispatched_total").increment(1);
+                crate::metrics::dispatched(&entry.name, late);
                 sched.record(d, Some(&Outcome::Sent { at }));
             }
             Err(e @ PublishError::Unknown(_)) => {
                 all_ok = false;
                 warn!(entry = %entry.name, scheduled = %run.scheduled, task_id = %m.task_id, error = %e,
                     "publish outcome unknown; counted as sent and not retried");
+                crate::metrics::publish_error(&entry.name, "unknown");
                 sched.record(
                     d,
                     Some(&Outcome::Unknown {
@@ -596,7 +610,7 @@ async fn dispatch(
             Err(e @ PublishError::Unavailable(_)) => {
                 all_ok = false;
                 error!(entry = %entry.name, scheduled = %run.scheduled, error = %e, "publish failed");
-                metrics::counter!("metronome_publish_failures_total").increment(1);
+                crate::metrics::publish_error(&entry.name, "unavailable");
                 sched.record(
                     d,
                     Some(&Outcome::Failed {

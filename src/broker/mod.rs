@@ -96,8 +96,30 @@ pub(crate) fn install_crypto_provider() {
     });
 }
 
-/// `url` with the password (if any) replaced by `***`, for logs.
+/// `url` with the password (if any) replaced by `***`, for logs: the one in
+/// the user info and query parameters such as `?password=` (PostgreSQL and
+/// redis-rs take those too).
 pub fn mask_url(url: &str) -> String {
+    let masked = mask_userinfo(url);
+    let Some((base, query)) = masked.split_once('?') else {
+        return masked;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => {
+                format!("{k}=***")
+            }
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+/// Query parameters whose values are secrets.
+const SECRET_PARAMS: &[&str] = &["password", "pass", "pwd", "sslpassword", "token", "secret"];
+
+fn mask_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -138,6 +160,10 @@ mod tests {
         assert_eq!(
             mask_url("rediss://u:p@ss@h/0?x=1"),
             "rediss://u:***@h/0?x=1"
+        );
+        assert_eq!(
+            mask_url("postgres://h/db?user=a&password=s3cret&sslmode=require"),
+            "postgres://h/db?user=a&password=***&sslmode=require"
         );
     }
 }

@@ -1,5 +1,5 @@
 //! `/api/v1`: list, read, create, replace, patch and delete schedules,
-//! list next runs, and run an entry now.
+//! list next runs, read an entry's run history, and run an entry now.
 //!
 //! Bodies are entries as in a YAML file (plus `name` when creating), checked
 //! by the same validator as YAML. Answers: 400 for a body that is not JSON,
@@ -45,10 +45,15 @@ pub struct ScheduleView {
     pub source: String,
     /// Where it is defined: `FILE:LINE:COL`, or `database`.
     pub location: String,
-    /// Next dispatch (RFC 3339, UTC; with jitter applied).
+    /// Next dispatch (RFC 3339, UTC; with jitter applied). Null while
+    /// disabled.
     pub next_run: Option<String>,
+    /// `next_run` in the entry's zone, with its UTC offset.
+    pub next_run_local: Option<String>,
     /// Scheduled time of the last run sent.
     pub last_run: Option<String>,
+    /// `last_run` in the entry's zone, with its UTC offset.
+    pub last_run_local: Option<String>,
     pub total_runs: u64,
     /// Last publish error, cleared by the next success.
     pub last_error: Option<String>,
@@ -130,11 +135,20 @@ fn view(e: &Entry, st: &EntryState, next: Option<Run>) -> ScheduleView {
         source: if db { "database" } else { "file" }.into(),
         location: e.origin.to_string(),
         next_run: next.filter(|_| e.enabled).map(|r| r.due.to_string()),
+        next_run_local: next.filter(|_| e.enabled).map(|r| local(e, r.due)),
         last_run: st.last_run.map(|t| t.to_string()),
+        last_run_local: st.last_run.map(|t| local(e, t)),
         total_runs: st.total_runs,
         last_error: st.last_error.clone(),
         error: None,
     }
+}
+
+/// `t` in the entry's zone, RFC 3339 with the offset.
+fn local(e: &Entry, t: Timestamp) -> String {
+    t.to_zoned(e.timezone.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%.f%:z")
+        .to_string()
 }
 
 fn invalid_view(name: &str, error: &str) -> ScheduleView {
@@ -147,7 +161,9 @@ fn invalid_view(name: &str, error: &str) -> ScheduleView {
         source: "database".into(),
         location: SOURCE.into(),
         next_run: None,
+        next_run_local: None,
         last_run: None,
+        last_run_local: None,
         total_runs: 0,
         last_error: None,
         error: Some(error.into()),
@@ -303,6 +319,87 @@ pub async fn entry_next_runs(
 ) -> Result<Json<Vec<NextRun>>, ApiError> {
     upcoming_runs(&st, &q, Some(name.clone()))
         .await?
+        .map(Json)
+        .ok_or_else(|| not_found(&name))
+}
+
+/// One outcome of an entry's run, as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HistoryView {
+    /// `sent`, `unknown` (published, arrival unknown; not retried),
+    /// `failed` (not delivered; retried as a missed run), `skipped`, or
+    /// `requested` (run-now).
+    pub outcome: String,
+    /// Scheduled time (RFC 3339, UTC); the first of a skip of several.
+    pub scheduled: Option<String>,
+    /// `scheduled` in the entry's zone, with its UTC offset.
+    pub scheduled_local: Option<String>,
+    /// Last scheduled time of a skip of several.
+    pub last: Option<String>,
+    /// Runs this item covers (more than 1 only for skips).
+    pub count: u64,
+    /// When it was published.
+    pub at: Option<String>,
+    /// Publish time minus due time.
+    pub lateness_ms: Option<i64>,
+    /// Why skipped: `misfire`, `grace`, `expired` or `disabled`.
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    /// The Celery task id, for published runs.
+    pub task_id: Option<String>,
+}
+
+fn history_view(e: &Entry, h: &crate::state::HistoryItem) -> HistoryView {
+    use crate::state::HistoryOutcome as O;
+    let outcome = serde_json::to_value(h.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let task_id = h
+        .task_id
+        .clone()
+        .or_else(|| match (h.outcome, h.scheduled) {
+            (O::Sent | O::Unknown, Some(s)) => {
+                Some(crate::celery::message::task_id(&e.name, s).to_string())
+            }
+            _ => None,
+        });
+    HistoryView {
+        outcome,
+        scheduled: h.scheduled.map(|t| t.to_string()),
+        scheduled_local: h.scheduled.map(|t| local(e, t)),
+        last: h.last.map(|t| t.to_string()),
+        count: h.count,
+        at: h.at.map(|t| t.to_string()),
+        lateness_ms: h.lateness_ms,
+        reason: h.reason.clone(),
+        error: h.error.clone(),
+        task_id,
+    }
+}
+
+/// The entry's latest run outcomes, newest first (at most `--history` of
+/// them, kept with the run state so they survive restarts).
+#[utoipa::path(get, path = "/api/v1/schedules/{name}/history", tag = "schedules",
+    params(("name" = String, Path, description = "Schedule name")),
+    responses((status = 200, body = Vec<HistoryView>), (status = 404, body = ErrorBody)))]
+pub async fn history(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<HistoryView>>, ApiError> {
+    let n = name.clone();
+    st.handle
+        .inspect(move |s| {
+            s.get(&n).map(|(e, st, _)| {
+                st.history
+                    .iter()
+                    .rev()
+                    .map(|h| history_view(e, h))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
+        .ok_or_else(stopped)?
         .map(Json)
         .ok_or_else(|| not_found(&name))
 }

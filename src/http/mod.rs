@@ -1,5 +1,6 @@
 //! The HTTP server: health, readiness, Prometheus metrics, the OpenAPI
-//! document and the schedule API ([`api`]).
+//! document, the schedule API ([`api`]), the reload status and the
+//! dashboard ([`dashboard`]).
 //!
 //! Handlers read the scheduler through [`service::Handle::inspect`] and
 //! change it only by writing the database: the database syncer applies the
@@ -8,15 +9,16 @@
 //! read.
 
 pub mod api;
+pub mod dashboard;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
@@ -28,6 +30,7 @@ use crate::entry::{Context, Origin};
 use crate::lease::Role;
 use crate::service::Handle;
 use crate::source::sql::{Db, SOURCE, SyncClient};
+use crate::source::watch::SharedStatus;
 
 /// Largest request body accepted (413 beyond).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -47,6 +50,8 @@ pub struct AppState {
     /// With a lease: the role kept by the lease task, and this instance's
     /// id. `None` standalone (always the leader).
     pub role: Option<(watch::Receiver<Role>, String)>,
+    /// The schedule-file reload status; `None` without schedule files.
+    pub reload: Option<SharedStatus>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -74,20 +79,10 @@ impl ApiError {
     }
 }
 
-/// The process-wide Prometheus recorder (installed on first use).
+/// The process-wide Prometheus recorder (installed on first use); see
+/// [`crate::metrics`].
 pub fn metrics_handle() -> &'static PrometheusHandle {
-    static H: OnceLock<PrometheusHandle> = OnceLock::new();
-    H.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        // Fails only if another recorder is installed; ours then shows nothing.
-        let _ = metrics::set_global_recorder(recorder);
-        // Counters exist from the start, at zero.
-        metrics::counter!("metronome_runs_dispatched_total").absolute(0);
-        metrics::counter!("metronome_runs_requested_total").absolute(0);
-        metrics::counter!("metronome_publish_failures_total").absolute(0);
-        handle
-    })
+    crate::metrics::install()
 }
 
 #[derive(OpenApi)]
@@ -97,7 +92,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         description = "Periodic task scheduler for Celery: schedules, next runs, run-now, health and metrics."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, crate::source::watch::ReloadStatus))
 )]
 struct ApiDoc;
 
@@ -125,6 +120,8 @@ pub fn router(state: Shared) -> axum::Router {
         .routes(routes!(api::entry_next_runs))
         .routes(routes!(api::run_now))
         .routes(routes!(api::next_runs))
+        .routes(routes!(api::history))
+        .routes(routes!(reload))
         .split_for_parts();
     let doc = Arc::new(doc);
     router
@@ -135,6 +132,8 @@ pub fn router(state: Shared) -> axum::Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .route("/", axum::routing::get(dashboard::redirect))
+        .route("/dashboard", axum::routing::get(dashboard::page))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -238,12 +237,19 @@ async fn metrics_text(State(st): State<Shared>) -> Response {
                 .iter()
                 .filter(|(e, _, _)| *e.origin.source == *SOURCE)
                 .count();
-            (s.len() - db, db)
+            let next = crate::metrics::render_next_runs(
+                s.iter()
+                    .filter(|(e, _, _)| e.enabled)
+                    .filter_map(|(e, _, n)| Some((e.name.as_str(), n?.due)))
+                    .collect(),
+            );
+            (s.len() - db, db, next)
         })
         .await;
-    if let Some((file, db)) = counts {
-        metrics::gauge!("metronome_schedules", "source" => "file").set(file as f64);
-        metrics::gauge!("metronome_schedules", "source" => "database").set(db as f64);
+    let mut next_text = String::new();
+    if let Some((file, db, next)) = counts {
+        crate::metrics::set_schedules(file, db);
+        next_text = next;
     }
     if let Some(s) = &st.sync {
         let status = s.status.read().expect("status lock");
@@ -256,12 +262,52 @@ async fn metrics_text(State(st): State<Shared>) -> Response {
     }
     let h = metrics_handle();
     h.run_upkeep();
+    let mut text = h.render();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&next_text);
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        h.render(),
+        text,
     )
         .into_response()
+}
+
+/// The schedule-file reload status.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReloadView {
+    /// False without schedule files (database only): nothing is reloaded.
+    pub enabled: bool,
+    /// True if the last attempt was accepted (or none was made yet). When
+    /// false, `errors` says why and the previous version keeps running.
+    pub ok: bool,
+    #[serde(flatten)]
+    pub status: crate::source::watch::ReloadStatus,
+}
+
+/// The result of the latest schedule-file reload (on change, checked every
+/// second, or on SIGHUP). A rejected version leaves the previous schedule
+/// running; its errors are listed here until a later version is accepted.
+#[utoipa::path(get, path = "/api/v1/reload", tag = "schedules",
+    responses((status = 200, description = "Reload status; `status` fields are flattened into the object", body = ReloadView)))]
+async fn reload(State(st): State<Shared>) -> Json<ReloadView> {
+    match &st.reload {
+        Some(r) => {
+            let status = r.lock().expect("reload status lock").clone();
+            Json(ReloadView {
+                enabled: true,
+                ok: status.errors.is_empty(),
+                status,
+            })
+        }
+        None => Json(ReloadView {
+            enabled: false,
+            ok: true,
+            status: Default::default(),
+        }),
+    }
 }

@@ -24,11 +24,15 @@ use crate::service::{Command, Handle};
 pub const POLL: Duration = Duration::from_secs(1);
 
 /// The outcome of the latest reload attempt, for the API and metrics.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct ReloadStatus {
-    /// When the files were last read after a change or SIGHUP.
+    /// The schedule files watched.
+    pub files: Vec<String>,
+    /// When the files were last read after a change or SIGHUP (RFC 3339).
+    #[schema(value_type = Option<String>)]
     pub last_attempt: Option<Timestamp>,
-    /// When a version was last accepted.
+    /// When a version was last accepted (RFC 3339).
+    #[schema(value_type = Option<String>)]
     pub last_success: Option<Timestamp>,
     /// The errors of the last attempt; empty when it succeeded.
     pub errors: Vec<String>,
@@ -148,6 +152,7 @@ pub async fn run(
                 s.last_success = Some(at);
                 s.errors.clear();
                 s.reloads += 1;
+                crate::metrics::set_reload(&s);
             }
             Err(errs) => {
                 for e in &errs.0 {
@@ -162,6 +167,7 @@ pub async fn run(
                 s.last_attempt = Some(at);
                 s.errors = errs.0.iter().map(|e| e.to_string()).collect();
                 s.failures += 1;
+                crate::metrics::set_reload(&s);
             }
         }
     }

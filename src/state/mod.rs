@@ -7,8 +7,96 @@ pub mod file;
 pub mod redis;
 pub mod sql;
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+/// Default number of outcomes kept per entry in [`EntryState::history`].
+pub const DEFAULT_HISTORY_LIMIT: usize = 20;
+
+static HISTORY_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_HISTORY_LIMIT);
+
+/// Sets how many outcomes each entry keeps (process-wide; `--history`).
+/// 0 keeps none.
+pub fn set_history_limit(n: usize) {
+    HISTORY_LIMIT.store(n, Ordering::Relaxed);
+}
+
+/// How many outcomes each entry keeps.
+pub fn history_limit() -> usize {
+    HISTORY_LIMIT.load(Ordering::Relaxed)
+}
+
+/// What came of a run, in [`HistoryItem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryOutcome {
+    /// The broker has it.
+    Sent,
+    /// Published, but whether it arrived is unknown (counted as sent).
+    Unknown,
+    /// Not delivered; the run comes back as a missed run.
+    Failed,
+    /// Deliberately not sent: see `reason`.
+    Skipped,
+    /// Published on request (run-now), outside the schedule.
+    Requested,
+}
+
+/// One outcome in an entry's run history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub outcome: HistoryOutcome,
+    /// Scheduled time of the run (the first one for a skip of several);
+    /// none for run-now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<Timestamp>,
+    /// Scheduled time of the last run, for a skip of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Timestamp>,
+    /// How many runs (more than 1 only for skips).
+    #[serde(default = "one")]
+    pub count: u64,
+    /// When it was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// Publish time minus due time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lateness_ms: Option<i64>,
+    /// Why runs were skipped: `misfire`, `grace`, `expired`, `disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The publish error, for `failed` and `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The task id of a run-now (scheduled runs' ids follow from the entry
+    /// name and scheduled time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl HistoryItem {
+    /// An item with only the outcome set.
+    pub fn new(outcome: HistoryOutcome) -> HistoryItem {
+        HistoryItem {
+            outcome,
+            scheduled: None,
+            last: None,
+            count: 1,
+            at: None,
+            lateness_ms: None,
+            reason: None,
+            error: None,
+            task_id: None,
+        }
+    }
+}
 
 /// What is remembered about one entry between runs and restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +124,24 @@ pub struct EntryState {
     /// state was last written; a different key means the schedule changed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub timing_key: String,
+    /// The latest outcomes, oldest first, at most [`history_limit`].
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub history: VecDeque<HistoryItem>,
+}
+
+impl EntryState {
+    /// Appends an outcome, dropping the oldest beyond [`history_limit`].
+    pub fn push_history(&mut self, item: HistoryItem) {
+        let limit = history_limit();
+        if limit == 0 {
+            self.history.clear();
+            return;
+        }
+        while self.history.len() >= limit {
+            self.history.pop_front();
+        }
+        self.history.push_back(item);
+    }
 }
 
 /// Where run state is kept: a local file (standalone, YAML only), the

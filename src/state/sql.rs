@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use super::EntryState;
 use crate::source::sql::{Db, DbError};
 
-/// Rows per multi-row upsert (8 parameters each, under SQLite's limit).
+/// Rows per multi-row upsert (9 parameters each, under SQLite's limit).
 const CHUNK: usize = 500;
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -43,6 +43,7 @@ struct StateRow {
     last_error: Option<String>,
     anchor: Option<String>,
     timing_key: String,
+    history: String,
 }
 
 fn ts(s: Option<String>) -> Option<Timestamp> {
@@ -51,7 +52,7 @@ fn ts(s: Option<String>) -> Option<Timestamp> {
 
 /// Every saved state.
 pub async fn load(db: &Db) -> Result<BTreeMap<String, EntryState>, DbError> {
-    const Q: &str = "SELECT name, cursor_at, last_run, last_sent_at, total_runs, last_error, anchor, timing_key FROM metronome_state";
+    const Q: &str = "SELECT name, cursor_at, last_run, last_sent_at, total_runs, last_error, anchor, timing_key, history FROM metronome_state";
     let rows: Vec<StateRow> = match db {
         Db::Postgres(p) => sqlx::query_as(Q).fetch_all(p).await?,
         Db::Sqlite(p) => sqlx::query_as(Q).fetch_all(p).await?,
@@ -69,6 +70,8 @@ pub async fn load(db: &Db) -> Result<BTreeMap<String, EntryState>, DbError> {
                     last_error: r.last_error,
                     anchor: ts(r.anchor),
                     timing_key: r.timing_key,
+                    // Unreadable history (edited by hand) is dropped, not fatal.
+                    history: serde_json::from_str(&r.history).unwrap_or_default(),
                 },
             )
         })
@@ -79,7 +82,7 @@ macro_rules! write_batch {
     ($tx:expr, $puts:expr, $deletes:expr, $now_sql:expr) => {{
         for chunk in $puts.chunks(CHUNK) {
             let mut q = QueryBuilder::new(
-                "INSERT INTO metronome_state (name, cursor_at, last_run, last_sent_at, total_runs, last_error, anchor, timing_key) ",
+                "INSERT INTO metronome_state (name, cursor_at, last_run, last_sent_at, total_runs, last_error, anchor, timing_key, history) ",
             );
             q.push_values(chunk, |mut b, (name, s): &(&String, &EntryState)| {
                 b.push_bind((*name).clone())
@@ -89,12 +92,14 @@ macro_rules! write_batch {
                     .push_bind(s.total_runs.min(i64::MAX as u64) as i64)
                     .push_bind(s.last_error.clone())
                     .push_bind(s.anchor.map(|t| t.to_string()))
-                    .push_bind(s.timing_key.clone());
+                    .push_bind(s.timing_key.clone())
+                    .push_bind(serde_json::to_string(&s.history).unwrap_or_else(|_| "[]".into()));
             });
             q.push(concat!(
                 " ON CONFLICT (name) DO UPDATE SET cursor_at = excluded.cursor_at, last_run = excluded.last_run, ",
                 "last_sent_at = excluded.last_sent_at, total_runs = excluded.total_runs, ",
                 "last_error = excluded.last_error, anchor = excluded.anchor, timing_key = excluded.timing_key, ",
+                "history = excluded.history, ",
                 "updated_at = ",
                 $now_sql
             ));
