@@ -101,24 +101,8 @@ pub enum Db {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
     pub name: String,
-    pub task: String,
-    pub cron: Option<String>,
-    pub crontab: Option<String>,
-    pub every: Option<String>,
-    pub solar: Option<String>,
-    pub at: Option<String>,
-    pub timezone: Option<String>,
-    pub args: String,
-    pub kwargs: String,
-    pub options: String,
-    pub enabled: bool,
-    pub start_at: Option<String>,
-    pub end_at: Option<String>,
-    pub misfire: Option<String>,
-    pub grace: Option<String>,
-    pub jitter: Option<String>,
-    pub dst: Option<String>,
-    pub description: Option<String>,
+    #[sqlx(flatten)]
+    pub cols: Columns,
     pub version: i64,
 }
 
@@ -127,6 +111,19 @@ const PG_COLUMNS: &str = "name, task, cron, crontab::text AS crontab, every, sol
     misfire, grace, jitter, dst::text AS dst, description, version";
 
 impl Row {
+    /// The entry as written: the keys of a YAML entry, defaults left out.
+    pub fn to_json(&self) -> Result<Map<String, Json>, String> {
+        self.cols.to_json()
+    }
+
+    /// Validates the row with the shared validator. Errors name the field.
+    pub fn to_entry(&self, ctx: &Context) -> Result<Entry, String> {
+        let body = self.to_json()?;
+        validate(&self.name, &Json::Object(body), ctx).map_err(|errs| render_errors(&errs))
+    }
+}
+
+impl Columns {
     /// The entry as written: the keys of a YAML entry, defaults left out.
     pub fn to_json(&self) -> Result<Map<String, Json>, String> {
         let mut m = Map::new();
@@ -187,12 +184,6 @@ impl Row {
         }
         Ok(m)
     }
-
-    /// Validates the row with the shared validator. Errors name the field.
-    pub fn to_entry(&self, ctx: &Context) -> Result<Entry, String> {
-        let body = self.to_json()?;
-        validate(&self.name, &Json::Object(body), ctx).map_err(|errs| render_errors(&errs))
-    }
 }
 
 /// Validates an entry given as JSON (an object with the keys of a YAML
@@ -215,8 +206,9 @@ pub fn render_errors(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
-/// The columns to write for a validated entry body.
-#[derive(Debug, Clone, Default)]
+/// The columns of an entry (everything but its name and version): read
+/// into a [`Row`], written from a validated body.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct Columns {
     pub task: String,
     pub cron: Option<String>,
@@ -902,27 +894,10 @@ mod tests {
     use serde_json::json;
 
     fn row_from(body: &Json) -> Row {
-        let c = Columns::from_body(body.as_object().unwrap());
+        let cols = Columns::from_body(body.as_object().unwrap());
         Row {
             name: "n".into(),
-            task: c.task,
-            cron: c.cron,
-            crontab: c.crontab,
-            every: c.every,
-            solar: c.solar,
-            at: c.at,
-            timezone: c.timezone,
-            args: c.args,
-            kwargs: c.kwargs,
-            options: c.options,
-            enabled: c.enabled,
-            start_at: c.start_at,
-            end_at: c.end_at,
-            misfire: c.misfire,
-            grace: c.grace,
-            jitter: c.jitter,
-            dst: c.dst,
-            description: c.description,
+            cols,
             version: 1,
         }
     }
