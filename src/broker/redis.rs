@@ -246,8 +246,9 @@ impl RedisBroker {
                 }
             }
             inv.arg(chunk.len());
+            let mut keys = ListKeys::default();
             for (m, (name, json)) in chunk.iter().zip(st) {
-                inv.arg(self.list_key(&m.route, m.priority))
+                inv.arg(keys.get(self, m))
                     .arg(redis_envelope(m))
                     .arg(*name)
                     .arg(json);
@@ -298,9 +299,10 @@ impl RedisBroker {
                     .ignore();
             }
         }
+        let mut keys = ListKeys::default();
         for m in chunk {
             pipe.cmd("LPUSH")
-                .arg(self.list_key(&m.route, m.priority))
+                .arg(keys.get(self, m))
                 .arg(redis_envelope(m));
         }
         pipe
@@ -309,6 +311,27 @@ impl RedisBroker {
     /// The list a message goes to, with the key prefix.
     pub fn list_key(&self, route: &Route, priority: u8) -> String {
         format!("{}{}", self.prefix, redis_queue_key(&route.queue, priority))
+    }
+}
+
+/// The list key of the previous message, reused while the queue and
+/// priority stay the same (a burst usually goes to one list).
+#[derive(Default)]
+struct ListKeys {
+    last: Option<(String, u8, String)>,
+}
+
+impl ListKeys {
+    fn get(&mut self, b: &RedisBroker, m: &Message) -> &str {
+        let hit = matches!(&self.last, Some((q, p, _)) if *q == m.route.queue && *p == m.priority);
+        if !hit {
+            self.last = Some((
+                m.route.queue.clone(),
+                m.priority,
+                b.list_key(&m.route, m.priority),
+            ));
+        }
+        &self.last.as_ref().expect("just set").2
     }
 }
 
