@@ -42,7 +42,7 @@ use redis::{Client, RedisError};
 use tracing::{debug, warn};
 
 use super::{BrokerUrlError, PublishError, mask_url};
-use crate::celery::message::{Message, Route, redis_envelope, redis_queue_key};
+use crate::celery::message::{Message, Route, redis_envelope_bytes, redis_queue_key};
 
 /// Commands per pipeline: bounds the memory of one round trip (about 1 KB
 /// per message) while keeping bursts at a handful of round trips.
@@ -249,7 +249,7 @@ impl RedisBroker {
             let mut keys = ListKeys::default();
             for (m, (name, json)) in chunk.iter().zip(st) {
                 inv.arg(keys.get(self, m))
-                    .arg(redis_envelope(m))
+                    .arg(redis_envelope_bytes(m))
                     .arg(*name)
                     .arg(json);
             }
@@ -303,7 +303,7 @@ impl RedisBroker {
         for m in chunk {
             pipe.cmd("LPUSH")
                 .arg(keys.get(self, m))
-                .arg(redis_envelope(m));
+                .arg(redis_envelope_bytes(m));
         }
         pipe
     }

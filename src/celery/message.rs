@@ -304,12 +304,18 @@ pub fn redis_queue_key(queue: &str, priority: u8) -> String {
 /// The JSON kombu's Redis transport stores in the list: the body base64
 /// encoded, a fresh `delivery_tag`.
 pub fn redis_envelope(m: &Message) -> String {
+    String::from_utf8(redis_envelope_bytes(m)).expect("JSON is UTF-8")
+}
+
+/// [`redis_envelope`] as bytes, for transports that take bytes (no UTF-8
+/// check of a string we wrote ourselves).
+pub fn redis_envelope_bytes(m: &Message) -> Vec<u8> {
     let mut tag = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let tag = delivery_tag().hyphenated().encode_lower(&mut tag);
     if m.headers_are_plain() {
         envelope_direct(m, tag)
     } else {
-        envelope_serde(m, tag)
+        envelope_serde(m, tag).into_bytes()
     }
 }
 
@@ -395,7 +401,7 @@ fn envelope_serde(m: &Message, delivery_tag: &str) -> String {
 
 /// The same bytes as [`envelope_serde`], written in one pass (no header
 /// map, no intermediate strings but the body).
-fn envelope_direct(m: &Message, delivery_tag: &str) -> String {
+fn envelope_direct(m: &Message, delivery_tag: &str) -> Vec<u8> {
     use std::io::Write;
     fn s(out: &mut Vec<u8>, v: &str) {
         serde_json::to_writer(&mut *out, v).expect("strings serialize");
@@ -471,7 +477,7 @@ fn envelope_direct(m: &Message, delivery_tag: &str) -> String {
         r#"}},"priority":{},"body_encoding":"base64","delivery_tag":"{delivery_tag}"}}}}"#,
         m.priority
     );
-    String::from_utf8(out).expect("JSON is UTF-8")
+    out
 }
 
 /// Lateness of a publish: how long after the run was due it went out.
@@ -637,7 +643,7 @@ mod tests {
                     let m = build(&e, sched, s, &p);
                     assert!(m.headers_are_plain());
                     assert_eq!(
-                        envelope_direct(&m, "tag"),
+                        String::from_utf8(envelope_direct(&m, "tag")).unwrap(),
                         envelope_serde(&m, "tag"),
                         "variant {i}, extra {extra}, scheduled {sched:?}"
                     );
@@ -655,6 +661,12 @@ mod tests {
             env["headers"].as_object().unwrap().keys().nth(1).unwrap(),
             "task"
         );
+    }
+
+    #[test]
+    fn empty_reprs() {
+        assert_eq!(repr(&json!([])), "[]");
+        assert_eq!(repr(&json!({})), "{}");
     }
 
     #[test]
