@@ -7,14 +7,20 @@
 //! cargo run --release --example load -- [--n 1000,10000,100000,1000000] [--runs 3]
 //!     [--measure startup,memory,idle,burst,lateness,startup-pg]
 //!     [--redis redis://127.0.0.1:6379/0] [--pg postgres://postgres@127.0.0.1:5432/postgres]
-//!     [--idle-secs 30] [--lateness-secs 65]
+//!     [--idle-secs 30] [--lateness-secs 65] [--ha]
 //! ```
+//!
+//! Each N starts and ends with the machine's load average and the same-run
+//! reference `redis-benchmark -t lpush -P 64 -d 700 -n 100000 -q` (the
+//! physical limit the burst is compared with). With `--ha`, `burst` runs
+//! with `--lock` on the same Redis, so runs go out through the fenced Lua
+//! publish (one script per 1000 runs, which also writes the run state).
 //!
 //! | measure | how |
 //! |---|---|
 //! | `startup` | N yearly cron entries in a YAML file; spawn to `GET /readyz` = 200 |
-//! | `memory` | the same process: VmRSS once ready, divided by N |
-//! | `idle` | the same process: CPU time (utime+stime) over `--idle-secs`, as % of one core |
+//! | `memory` | the same process: VmRSS once ready, divided by N; and marginal: minus the VmRSS of an N = 0 process |
+//! | `idle` | the same process: CPU time of all its threads (`schedstat`, ns) over `--idle-secs`, as % of one core |
 //! | `burst` | N one-off entries due the same second; from that second until `LLEN` of the queue is N |
 //! | `lateness` | N entries spread over the minute (`S * * * * *`); publish lateness from the `dispatched` log lines over `--lateness-secs` |
 //! | `startup-pg` | N rows in a fresh PostgreSQL database; spawn to ready |
@@ -37,6 +43,7 @@ struct Opts {
     pg: String,
     idle_secs: u64,
     lateness_secs: u64,
+    ha: bool,
 }
 
 fn opts() -> Opts {
@@ -57,6 +64,7 @@ fn opts() -> Opts {
         pg: "postgres://postgres@127.0.0.1:5432/postgres".into(),
         idle_secs: 30,
         lateness_secs: 65,
+        ha: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -73,6 +81,7 @@ fn opts() -> Opts {
             "--redis" => o.redis = v(),
             "--pg" => o.pg = v(),
             "--idle-secs" => o.idle_secs = v().parse().expect("--idle-secs takes a number"),
+            "--ha" => o.ha = true,
             "--lateness-secs" => {
                 o.lateness_secs = v().parse().expect("--lateness-secs takes a number")
             }
@@ -106,7 +115,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn ready(port: u16) -> bool {
+/// True once `/readyz` answers 200 (and, with `leader`, names this
+/// instance the leader).
+fn ready(port: u16, leader: bool) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
@@ -117,7 +128,45 @@ fn ready(port: u16) -> bool {
     }
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200")
+    buf.starts_with("HTTP/1.1 200") && (!leader || buf.contains("\"role\":\"leader\""))
+}
+
+/// The 1-minute load average.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `redis-benchmark -t lpush -P 64 -d 700 -n 100000 -q` against `url`'s
+/// host and port: requests per second.
+fn redis_reference(url: &str) -> Option<f64> {
+    let info = redis::Client::open(url).ok()?.get_connection_info().clone();
+    let (host, port) = match info.addr() {
+        redis::ConnectionAddr::Tcp(h, p) => (h.clone(), *p),
+        _ => return None,
+    };
+    let out = Command::new("redis-benchmark")
+        .args(["-h", &host, "-p", &port.to_string()])
+        .args(["-t", "lpush", "-P", "64", "-d", "700", "-n", "100000", "-q"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.rsplit('\r').next()?.trim();
+    last.split_whitespace().nth(1).and_then(|v| v.parse().ok())
+}
+
+fn reference_line(o: &Opts) -> String {
+    let rps = redis_reference(&o.redis);
+    format!(
+        "load average {}; redis-benchmark LPUSH -P 64 -d 700: {}",
+        loadavg(),
+        rps.map(|r| format!(
+            "{r:.0} req/s (100 000 in {:.3} s; the burst target is twice that)",
+            100_000.0 / r
+        ))
+        .unwrap_or_else(|| "not available".into())
+    )
 }
 
 struct Instance {
@@ -166,8 +215,17 @@ impl Instance {
 
     /// Waits for readiness; the time from spawn.
     fn wait_ready(&mut self, limit: Duration) -> Duration {
+        self.wait_until(limit, false)
+    }
+
+    /// Waits until this instance leads (`--lock`); the time from spawn.
+    fn wait_leader(&mut self, limit: Duration) -> Duration {
+        self.wait_until(limit, true)
+    }
+
+    fn wait_until(&mut self, limit: Duration, leader: bool) -> Duration {
         loop {
-            if ready(self.port) {
+            if ready(self.port, leader) {
                 return self.started.elapsed();
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -186,11 +244,23 @@ impl Instance {
             .unwrap()
     }
 
-    fn cpu_ticks(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let after = &s[s.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = after.split_whitespace().collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    /// CPU time of all threads so far, in nanoseconds (`schedstat`, far
+    /// finer than the 10 ms ticks of `stat`). Threads that exited are
+    /// missed; the process keeps its threads while idle.
+    fn cpu_ns(&self) -> u64 {
+        let dir = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|t| {
+                let p = t.ok()?.path().join("schedstat");
+                std::fs::read_to_string(p)
+                    .ok()?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
     }
 
     fn stop(mut self) -> Vec<String> {
@@ -208,7 +278,7 @@ impl Instance {
 fn yaml_file(dir: &Path, n: usize, entry: impl Fn(usize) -> String) -> PathBuf {
     let p = dir.join("load.yaml");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
-    writeln!(f, "schedules:").unwrap();
+    writeln!(f, "schedules:{}", if n == 0 { " {}" } else { "" }).unwrap();
     for i in 0..n {
         writeln!(f, "  job-{i}:\n    task: app.tasks.load\n{}", entry(i)).unwrap();
     }
@@ -248,8 +318,9 @@ fn common_args(schedule: &Path, dir: &Path, broker: &str) -> Vec<String> {
     ]
 }
 
-/// Startup, memory and idle CPU from one process with N yearly entries.
-fn startup_memory_idle(o: &Opts, n: usize, run: usize) -> (f64, f64, f64) {
+/// Startup, memory (bytes) and idle CPU from one process with N yearly
+/// entries.
+fn startup_memory_idle(o: &Opts, n: usize, run: usize, idle: bool) -> (f64, f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let sched = yaml_file(dir.path(), n, |i| {
         format!("    cron: '{} {} 1 1 *'", i % 60, i % 24)
@@ -259,15 +330,17 @@ fn startup_memory_idle(o: &Opts, n: usize, run: usize) -> (f64, f64, f64) {
     let mut inst = Instance::spawn(&args, dir, false);
     let startup = inst.wait_ready(Duration::from_secs(600)).as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
-    let rss = inst.rss_kib() as f64 * 1024.0 / n as f64;
-    let t0 = (inst.cpu_ticks(), Instant::now());
-    std::thread::sleep(Duration::from_secs(o.idle_secs));
-    let ticks = inst.cpu_ticks() - t0.0;
-    let hz = 100.0; // USER_HZ on Linux
-    let idle = ticks as f64 / hz / t0.1.elapsed().as_secs_f64() * 100.0;
+    let rss = inst.rss_kib() as f64 * 1024.0;
+    let mut pct = f64::NAN;
+    if idle {
+        let t0 = (inst.cpu_ns(), Instant::now());
+        std::thread::sleep(Duration::from_secs(o.idle_secs));
+        let ns = inst.cpu_ns() - t0.0;
+        pct = ns as f64 / 1e9 / t0.1.elapsed().as_secs_f64() * 100.0;
+    }
     inst.stop();
     cleanup(&o.redis, &prefix);
-    (startup, rss, idle)
+    (startup, rss, pct)
 }
 
 /// Seconds from the due second until all N messages are in Redis.
@@ -278,9 +351,24 @@ fn burst(o: &Opts, n: usize, run: usize, startup_hint: f64) -> f64 {
     let due = Timestamp::from_second(secs).unwrap();
     let sched = yaml_file(dir.path(), n, |_| format!("    at: '{due}'"));
     let prefix = format!("load{}-{run}-{n}:", std::process::id());
-    let args = common_args(&sched, dir.path(), &broker_for(o, &prefix));
+    let mut args = common_args(&sched, dir.path(), &broker_for(o, &prefix));
+    if o.ha {
+        // Lease, fencing and run state on the broker's Redis: the fenced
+        // Lua publish. `--no-lock --state-file …` give way to `--lock`.
+        args.truncate(4);
+        args.extend([
+            "--lock".into(),
+            o.redis.clone(),
+            "--state-prefix".into(),
+            format!("{prefix}metronome:"),
+        ]);
+    }
     let mut inst = Instance::spawn(&args, dir, false);
-    inst.wait_ready(Duration::from_secs(600));
+    if o.ha {
+        inst.wait_leader(Duration::from_secs(600));
+    } else {
+        inst.wait_ready(Duration::from_secs(600));
+    }
     assert!(
         Timestamp::now() < due,
         "ready after the burst time; raise the lead"
@@ -407,7 +495,13 @@ fn main() {
         "metronome load: {} run(s) each; figures are min / median / max",
         o.runs
     );
+    // Resident memory of a process with no entries, for the marginal cost.
+    let baseline = m("memory").then(|| startup_memory_idle(&o, 0, 0, false).1);
+    if let Some(b) = baseline {
+        println!("N = 0: resident memory {:.1} MiB", b / 1048576.0);
+    }
     for &n in &o.sizes {
+        let mut marginal = vec![];
         let (mut st, mut mem, mut idle, mut bu, mut p50, mut p99, mut max, mut pg) = (
             vec![],
             vec![],
@@ -418,12 +512,18 @@ fn main() {
             vec![],
             vec![],
         );
+        println!("N = {n}: before: {}", reference_line(&o));
         for run in 0..o.runs {
             if m("startup") || m("memory") || m("idle") {
-                let (a, b, c) = startup_memory_idle(&o, n, run);
+                let (a, b, c) = startup_memory_idle(&o, n, run, m("idle"));
                 st.push(a);
-                mem.push(b);
-                idle.push(c);
+                mem.push(b / n as f64);
+                if let Some(base) = baseline {
+                    marginal.push((b - base) / n as f64);
+                }
+                if m("idle") {
+                    idle.push(c);
+                }
             }
             if m("burst") {
                 let hint = st.last().copied().unwrap_or(n as f64 / 100_000.0 * 2.0);
@@ -439,7 +539,7 @@ fn main() {
                 pg.push(startup_pg(&o, n, run));
             }
         }
-        println!("N = {n}");
+        println!("N = {n}: after:  {}", reference_line(&o));
         let show = |label: &str, v: &[f64], unit: &str, scale: f64| {
             if !v.is_empty() {
                 println!("  {label:<34} {}", summary(v, unit, scale));
@@ -447,8 +547,14 @@ fn main() {
         };
         show("startup to ready (YAML)", &st, "s", 1.0);
         show("resident memory per entry", &mem, "B", 1.0);
+        show("  marginal over N = 0", &marginal, "B", 1.0);
         show("idle CPU (% of one core)", &idle, "%", 1.0);
-        show("burst: due second to all in Redis", &bu, "s", 1.0);
+        let burst_label = if o.ha {
+            "burst (--lock, fenced Lua publish)"
+        } else {
+            "burst: due second to all in Redis"
+        };
+        show(burst_label, &bu, "s", 1.0);
         show("lateness p50", &p50, "ms", 1.0);
         show("lateness p99", &p99, "ms", 1.0);
         show("lateness max", &max, "ms", 1.0);

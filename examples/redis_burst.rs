@@ -47,7 +47,7 @@ async fn main() {
             .map(|i| {
                 let mut e = entry.clone();
                 e.name = format!("report-{i}");
-                message::build(&e, Some(now), now, &publisher)
+                message::build(&std::sync::Arc::new(e), Some(now), now, &publisher)
             })
             .collect();
         let built = t0.elapsed();

@@ -121,7 +121,12 @@ impl Entry {
     /// DST rule, bounds or jitter. A changed key means "a new schedule".
     /// Sixteen hex digits: small enough to keep per entry at scale.
     pub fn timing_key(&self) -> String {
-        let text = format!(
+        use std::fmt::Write;
+        // Hashed as it is formatted: the same bytes as formatting the text
+        // first, without building it.
+        let mut h = Fnv1a(FNV_OFFSET);
+        write!(
+            h,
             "{}|{}|{:?}|{:?}|{:?}|{:?}",
             self.schedule.to_json(),
             self.timezone_name,
@@ -129,8 +134,9 @@ impl Entry {
             self.start_at,
             self.end_at,
             self.jitter
-        );
-        format!("{:016x}", fnv1a(text.as_bytes()))
+        )
+        .expect("hashing cannot fail");
+        format!("{:016x}", h.0)
     }
 
     /// The fixed delay this entry's runs get from `jitter`: a hash of the
@@ -166,14 +172,32 @@ impl Entry {
     }
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// FNV-1a, 64 bits: stable across processes, platforms and releases.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let mut h = Fnv1a(FNV_OFFSET);
+    h.add(bytes);
+    h.0
+}
+
+/// FNV-1a fed by `write!`.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn add(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
     }
-    h
+}
+
+impl std::fmt::Write for Fnv1a {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.add(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// A problem with one field, located in its source.
@@ -988,6 +1012,21 @@ pub(crate) mod tests {
         assert_eq!(merged.queue.as_deref(), Some("email"));
         assert_eq!(merged.priority, Some(9));
         assert_eq!(merged.headers.get("a"), Some(&Json::from(1)));
+    }
+
+    #[test]
+    fn timing_key_is_the_hash_of_its_text() {
+        let e = sample();
+        let text = format!(
+            "{}|{}|{:?}|{:?}|{:?}|{:?}",
+            e.schedule.to_json(),
+            e.timezone_name,
+            e.dst,
+            e.start_at,
+            e.end_at,
+            e.jitter
+        );
+        assert_eq!(e.timing_key(), format!("{:016x}", fnv1a(text.as_bytes())));
     }
 
     #[test]

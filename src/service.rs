@@ -146,9 +146,7 @@ async fn save(
     let r = if store.whole() {
         store
             .save(
-                sched
-                    .names()
-                    .filter_map(|n| sched.get(n).map(|(e, s, _)| (e.name.as_str(), s))),
+                sched.iter().map(|(e, s, _)| (e.name.as_str(), s)),
                 &dirty.removed,
                 fence,
             )

@@ -282,7 +282,7 @@ pub fn properties(m: &Message) -> BasicProperties {
         .with_delivery_mode(2)
         .with_priority(m.priority)
         .with_correlation_id(m.task_id.to_string().into())
-        .with_headers(field_table(&m.headers));
+        .with_headers(field_table(&m.headers()));
     if !m.reply_to.is_empty() {
         p = p.with_reply_to(m.reply_to.as_str().into());
     }
@@ -462,7 +462,7 @@ impl AmqpBroker {
                         mandatory: true,
                         ..Default::default()
                     },
-                    &m.body,
+                    &m.body(),
                     properties(m),
                 )
                 .await;

@@ -42,7 +42,7 @@ use redis::{Client, RedisError};
 use tracing::{debug, warn};
 
 use super::{BrokerUrlError, PublishError, mask_url};
-use crate::celery::message::{Message, Route, redis_envelope, redis_queue_key};
+use crate::celery::message::{Message, Route, redis_envelope_bytes, redis_queue_key};
 
 /// Commands per pipeline: bounds the memory of one round trip (about 1 KB
 /// per message) while keeping bursts at a handful of round trips.
@@ -246,9 +246,10 @@ impl RedisBroker {
                 }
             }
             inv.arg(chunk.len());
+            let mut keys = ListKeys::default();
             for (m, (name, json)) in chunk.iter().zip(st) {
-                inv.arg(self.list_key(&m.route, m.priority))
-                    .arg(redis_envelope(m))
+                inv.arg(keys.get(self, m))
+                    .arg(redis_envelope_bytes(m))
                     .arg(*name)
                     .arg(json);
             }
@@ -298,10 +299,11 @@ impl RedisBroker {
                     .ignore();
             }
         }
+        let mut keys = ListKeys::default();
         for m in chunk {
             pipe.cmd("LPUSH")
-                .arg(self.list_key(&m.route, m.priority))
-                .arg(redis_envelope(m));
+                .arg(keys.get(self, m))
+                .arg(redis_envelope_bytes(m));
         }
         pipe
     }
@@ -309,6 +311,27 @@ impl RedisBroker {
     /// The list a message goes to, with the key prefix.
     pub fn list_key(&self, route: &Route, priority: u8) -> String {
         format!("{}{}", self.prefix, redis_queue_key(&route.queue, priority))
+    }
+}
+
+/// The list key of the previous message, reused while the queue and
+/// priority stay the same (a burst usually goes to one list).
+#[derive(Default)]
+struct ListKeys {
+    last: Option<(String, u8, String)>,
+}
+
+impl ListKeys {
+    fn get(&mut self, b: &RedisBroker, m: &Message) -> &str {
+        let hit = matches!(&self.last, Some((q, p, _)) if *q == m.route.queue && *p == m.priority);
+        if !hit {
+            self.last = Some((
+                m.route.queue.clone(),
+                m.priority,
+                b.list_key(&m.route, m.priority),
+            ));
+        }
+        &self.last.as_ref().expect("just set").2
     }
 }
 

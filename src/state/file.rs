@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::EntryState;
@@ -94,17 +93,28 @@ impl StateFile {
             path: self.path.clone(),
             source,
         };
-        let c = Contents {
+        // Serialized straight from the borrowed states (no copy of the
+        // map): the same document as `Contents`, entries in the caller's order.
+        struct Entries<I>(std::cell::Cell<Option<I>>);
+        impl<'a, I: Iterator<Item = (&'a str, &'a EntryState)>> serde::Serialize for Entries<I> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.take().expect("serialized once"))
+            }
+        }
+        #[derive(serde::Serialize)]
+        struct Borrowed<I: serde::Serialize> {
+            version: u32,
+            entries: I,
+        }
+        let c = Borrowed {
             version: 1,
-            entries: entries
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            entries: Entries(std::cell::Cell::new(Some(entries.into_iter()))),
         };
-        let bytes = serde_json::to_vec(&c).expect("state serializes");
         let tmp = self.path.with_extension("tmp");
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
+        let f = File::create(&tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+        serde_json::to_writer(&mut w, &c).map_err(|e| io(e.into()))?;
+        let f = w.into_inner().map_err(|e| io(e.into_error()))?;
         f.sync_all().map_err(io)?;
         fs::rename(&tmp, &self.path).map_err(io)?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -222,7 +222,7 @@ pub fn message(entries: &[Entry], name: &str, scheduled: Timestamp) -> Message {
         .find(|e| e.name == name)
         .unwrap_or_else(|| panic!("no entry {name}"));
     message::build(
-        e,
+        &std::sync::Arc::new(e.clone()),
         Some(scheduled),
         Timestamp::now(),
         &Publisher::for_this_process(),
