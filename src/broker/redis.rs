@@ -188,12 +188,7 @@ impl RedisBroker {
                     out.extend(chunk.iter().map(|_| Err(PublishError::Unknown(e.clone()))));
                 }
                 Err(e) => {
-                    let err = if e.is_connection_refusal() {
-                        unavailable(&self.masked, &e)
-                    } else {
-                        // Sent, but no reply: it may have been executed.
-                        PublishError::Unknown(format!("redis at {}: {e}", self.masked))
-                    };
+                    let err = self.send_error(&e);
                     out.extend(chunk.iter().map(|_| Err(err.clone())));
                 }
             }
@@ -270,18 +265,23 @@ impl RedisBroker {
                     out.extend(chunk.iter().map(|_| Err(PublishError::Unknown(e.clone()))));
                 }
                 Err(e) => {
-                    let err = if e.is_connection_refusal() {
-                        unavailable(&self.masked, &e)
-                    } else {
-                        // Sent, but no reply (or a script error after some
-                        // writes): it may have been executed.
-                        PublishError::Unknown(format!("redis at {}: {e}", self.masked))
-                    };
+                    let err = self.send_error(&e);
                     out.extend(chunk.iter().map(|_| Err(err.clone())));
                 }
             }
         }
         out
+    }
+
+    /// What a failed round trip means: refused before sending is "not
+    /// delivered"; anything else (sent but no reply, or a script error after
+    /// some writes) may have been executed, so the outcome is unknown.
+    fn send_error(&self, e: &redis::RedisError) -> PublishError {
+        if e.is_connection_refusal() {
+            unavailable(&self.masked, e)
+        } else {
+            PublishError::Unknown(format!("redis at {}: {e}", self.masked))
+        }
     }
 
     /// One round trip: the bindings of the chunk's queues, then one `LPUSH`
