@@ -226,13 +226,14 @@ impl StateFile {
         entries: impl IntoIterator<Item = (&'a str, &'a EntryState)>,
         wait: bool,
     ) -> Result<(), StateFileError> {
-        let mut sizes = self.sizes();
-        let generation = sizes.generation + 1;
+        let generation = self.sizes().generation + 1;
         let bytes = snapshot_bytes(entries, generation);
-        sizes.generation = generation;
-        sizes.snapshot = bytes.len() as u64;
-        sizes.journal = 0;
-        drop(sizes);
+        {
+            let mut sizes = self.sizes();
+            sizes.generation = generation;
+            sizes.snapshot = bytes.len() as u64;
+            sizes.journal = 0;
+        }
         if !wait {
             return self.send(Job::Snapshot {
                 generation,
@@ -572,7 +573,7 @@ mod tests {
         let j = sibling(&path, ".journal");
         let mut text = fs::read_to_string(&j).unwrap();
         text.push_str("{garbage\n");
-        text.push_str(&journal(&path).lines().nth(1).unwrap().to_string());
+        text.push_str(journal(&path).lines().nth(1).unwrap());
         text.push('\n');
         fs::write(&j, &text).unwrap();
         match StateFile::open(&path) {
