@@ -135,37 +135,55 @@ struct Dirty {
     removed: Vec<String>,
 }
 
-/// Saves what `dirty` lists (everything for a whole-file store) and
-/// clears it. `fence` is the current term's lease value (Redis store).
+/// Saves what `dirty` lists and clears it. `fence` is the current term's
+/// lease value (Redis store). A state file whose journal has outgrown its
+/// snapshot gets a new snapshot, written in the background.
 async fn save(
     store: &StateStore,
     sched: &Scheduler,
     dirty: &mut Dirty,
     fence: Option<&str>,
 ) -> Result<(), StateError> {
-    let r = if store.whole() {
-        store
-            .save(
-                sched.iter().map(|(e, s, _)| (e.name.as_str(), s)),
-                &dirty.removed,
-                fence,
-            )
-            .await
-    } else {
-        store
-            .save(
-                dirty
-                    .changed
-                    .iter()
-                    .filter_map(|n| sched.get(n).map(|(e, s, _)| (e.name.as_str(), s))),
-                &dirty.removed,
-                fence,
-            )
-            .await
-    };
+    let r = store
+        .save(
+            dirty
+                .changed
+                .iter()
+                .filter_map(|n| sched.get(n).map(|(e, s, _)| (e.name.as_str(), s))),
+            &dirty.removed,
+            fence,
+        )
+        .await;
     dirty.changed.clear();
     dirty.removed.clear();
-    r
+    r?;
+    if let StateStore::File(f) = store
+        && f.wants_snapshot()
+    {
+        f.snapshot(sched.iter().map(|(e, s, _)| (e.name.as_str(), s)), false)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The first save of a standalone start: every entry's state as the
+/// upsert left it (anchors of new entries, re-anchored schedules), so a
+/// crash soon after neither forgets nor re-anchors them. The file store
+/// writes it as a new snapshot in the background; a later save waits for
+/// it, as the writer keeps requests in order.
+async fn save_all(
+    store: &StateStore,
+    sched: &Scheduler,
+    dirty: &mut Dirty,
+) -> Result<(), StateError> {
+    if let StateStore::File(f) = store {
+        dirty.changed.clear();
+        return Ok(f
+            .snapshot(sched.iter().map(|(e, s, _)| (e.name.as_str(), s)), false)
+            .await?);
+    }
+    dirty.changed.extend(sched.names().map(str::to_string));
+    save(store, sched, dirty, None).await
 }
 
 /// A save error: fatal for the local file, else `false` (dispatch pauses;
@@ -280,10 +298,10 @@ pub async fn run(
     }
     let mut dirty = Dirty::default();
     let mut term: Option<Term> = None;
-    if ha.is_none() {
-        dirty.changed.extend(sched.names().map(str::to_string));
-        saved(save(&store, &sched, &mut dirty, None).await)?;
-    }
+    // Standalone, every entry's state is saved once at start; after the
+    // loop's first wake, so that readiness does not wait for it (it is
+    // O(entries)). Runs dispatched before it are saved by their own turn.
+    let mut first_save = ha.is_none();
     info!(entries = sched.len(), state = %store.describe(), "scheduler started");
     let mut backoff = BACKOFF_MIN;
     let mut paused_until: Option<Instant> = None;
@@ -360,7 +378,11 @@ pub async fn run(
             None => core::sleep_for(sched.next_wake(), Timestamp::now(), SLEEP_CAP).unsigned_abs(),
         };
         let role = ha.as_mut().map(|h| &mut h.role);
-        match next_wake(wait, &mut shutdown, &mut commands, role).await {
+        let wake = next_wake(wait, &mut shutdown, &mut commands, role).await;
+        if std::mem::take(&mut first_save) {
+            saved(save_all(&store, &sched, &mut dirty).await)?;
+        }
+        match wake {
             Wake::Timer => {}
             Wake::Shutdown => break,
             Wake::Command(cmd) => {
@@ -384,8 +406,18 @@ pub async fn run(
         }
     }
     sched.pause();
-    let fence = live_fence(&ha, &term);
-    saved(save(&store, &sched, &mut dirty, fence.as_deref()).await)?;
+    if let StateStore::File(f) = &store {
+        // A clean stop leaves the whole state in the snapshot, the journal
+        // empty (and waits for anything still queued).
+        let all = sched.iter().map(|(e, s, _)| (e.name.as_str(), s));
+        saved(f.snapshot(all, true).await.map_err(StateError::from))?;
+    } else {
+        if first_save {
+            saved(save_all(&store, &sched, &mut dirty).await)?;
+        }
+        let fence = live_fence(&ha, &term);
+        saved(save(&store, &sched, &mut dirty, fence.as_deref()).await)?;
+    }
     store.close().await;
     info!("scheduler stopped; state saved");
     Ok(())

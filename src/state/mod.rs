@@ -165,17 +165,12 @@ pub enum StateError {
 }
 
 impl StateStore {
-    /// True if [`StateStore::save`] needs every entry (the file is rewritten
-    /// whole); false if only the changed ones.
-    pub fn whole(&self) -> bool {
-        matches!(self, StateStore::File(_))
-    }
-
-    /// Saves `entries` (every entry if [`StateStore::whole`], else the
-    /// changed ones) and forgets `removed`. The SQL store queues the write
-    /// and never fails here; it retries on its own while the database is
-    /// down. The Redis store writes only under `fence` (the lease value of
-    /// the current term) and writes nothing without one (standby).
+    /// Saves the state of `entries` (the ones that changed) and forgets
+    /// `removed`. The file store appends them to its journal and returns
+    /// once they are durable. The SQL store queues the write and never
+    /// fails here; it retries on its own while the database is down. The
+    /// Redis store writes only under `fence` (the lease value of the
+    /// current term) and writes nothing without one (standby).
     pub async fn save<'a>(
         &self,
         entries: impl IntoIterator<Item = (&'a str, &'a EntryState)>,
@@ -183,7 +178,7 @@ impl StateStore {
         fence: Option<&str>,
     ) -> Result<(), StateError> {
         match self {
-            StateStore::File(f) => Ok(f.save(entries)?),
+            StateStore::File(f) => Ok(f.append(entries, removed).await?),
             StateStore::Sql(s) => {
                 s.save(entries, removed);
                 Ok(())
