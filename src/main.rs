@@ -531,6 +531,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                         token: a.api_token.clone().filter(|t| !t.is_empty()),
                         role: role.clone(),
                         reload: reload.clone(),
+                        broker: tokio::sync::Mutex::new(Broker::new(&broker_url)?),
                     });
                     tokio::spawn(async move {
                         if let Err(e) = metronome::http::serve(listener, state, http_shutdown).await {

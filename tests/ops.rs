@@ -1,5 +1,5 @@
 //! Production features end to end, on the real binary over loopback:
-//! `metronome healthcheck`, the reload status in the API and metrics, run
+//! `metronome healthcheck`, readiness following the broker, the reload status in the API and metrics, run
 //! history (state file and SQLite), Prometheus series, masked secrets in
 //! logs, the example deployment files, and the dashboard in headless
 //! Chromium driven over the DevTools protocol.
@@ -31,11 +31,15 @@ struct Instance {
 }
 
 impl Instance {
-    /// `args` go after `run --broker stdout:// --http 127.0.0.1:0`.
+    /// `args` go after `run --broker stdout:// --http 127.0.0.1:0` (the
+    /// broker unless `args` names one).
     fn start(args: &[&str]) -> Instance {
         let mut cmd = Command::new(bin());
-        cmd.args(["--log-format", "json", "run", "--broker", "stdout://"])
-            .args(["--http", "127.0.0.1:0"])
+        cmd.args(["--log-format", "json", "run"]);
+        if !args.contains(&"--broker") {
+            cmd.args(["--broker", "stdout://"]);
+        }
+        cmd.args(["--http", "127.0.0.1:0"])
             .args(args)
             .env_remove("METRONOME_TIMEZONE")
             .env_remove("CELERY_TIMEZONE")
@@ -218,6 +222,75 @@ async fn healthcheck_probes_a_running_instance() {
     assert!(out.contains(&port), "{out}");
     let (ok, out) = healthcheck(&["--http", "off"]);
     assert!(!ok && out.contains("disabled"), "{out}");
+}
+
+/// A throwaway redis-server on `port` (nothing kept on disk).
+fn redis_server(port: u16) -> Child {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server runs");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < PATIENCE, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = dir.path().join("s.yaml");
+    write(&sched, "schedules:\n  a: {task: t, cron: \"0 3 * * *\"}\n");
+    let state = dir.path().join("state.json");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker = format!("redis://127.0.0.1:{port}/0");
+    // Nothing listens on the broker's port yet: alive, loaded, not ready.
+    let i = Instance::start(&[
+        "--broker",
+        &broker,
+        "--schedule",
+        sched.to_str().unwrap(),
+        "--state-file",
+        state.to_str().unwrap(),
+    ]);
+    let (code, body) = get(&i, "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["status"], "broker unreachable", "{body}");
+    assert_eq!(body["broker"], "unreachable", "{body}");
+    assert_eq!(body["schedules"], 1, "{body}");
+    let why = body["broker_error"].as_str().unwrap();
+    assert!(why.contains(&port.to_string()), "{why}");
+    assert_eq!(get(&i, "/healthz").await.0, 200, "alive all the same");
+    let (ok, out) = healthcheck(&["--http", &i.addr, "--ready"]);
+    assert!(!ok, "{out}");
+
+    let mut redis = redis_server(port);
+    wait_for("ready once the broker answers", || async {
+        get(&i, "/readyz").await.0 == 200
+    })
+    .await;
+    let (_, body) = get(&i, "/readyz").await;
+    assert_eq!(
+        (&body["status"], &body["broker"]),
+        (&json!("ready"), &json!("connected"))
+    );
+    assert!(body.get("broker_error").is_none(), "{body}");
+
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    wait_for("not ready once the broker is gone", || async {
+        get(&i, "/readyz").await.0 == 503
+    })
+    .await;
+    i.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

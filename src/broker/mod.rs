@@ -49,8 +49,18 @@ impl Broker {
     /// unreachable broker is logged, not an error: the service keeps
     /// retrying. Only an unusable URL fails.
     pub async fn connect(url: &str) -> Result<Broker, BrokerUrlError> {
+        let mut broker = Broker::new(url)?;
+        if let Err(e) = broker.ping().await {
+            tracing::warn!(broker = %mask_url(url), error = %e, "broker not reachable yet; will keep retrying");
+        }
+        Ok(broker)
+    }
+
+    /// Sets up the broker named by `url` without connecting (it connects
+    /// at its first use). Only an unusable URL fails.
+    pub fn new(url: &str) -> Result<Broker, BrokerUrlError> {
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-        let mut broker = match scheme {
+        let broker = match scheme {
             "stdout" => Broker::Stdout(stdout::StdoutBroker::new()),
             "redis" | "rediss" => Broker::Redis(redis::RedisBroker::new(url)?),
             "amqp" | "amqps" | "pyamqp" => Broker::Amqp(amqp::AmqpBroker::new(url)?),
@@ -61,9 +71,6 @@ impl Broker {
                 });
             }
         };
-        if let Err(e) = broker.ping().await {
-            tracing::warn!(broker = %mask_url(url), error = %e, "broker not reachable yet; will keep retrying");
-        }
         Ok(broker)
     }
 

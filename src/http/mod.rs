@@ -52,7 +52,13 @@ pub struct AppState {
     pub role: Option<(watch::Receiver<Role>, String)>,
     /// The schedule-file reload status; `None` without schedule files.
     pub reload: Option<SharedStatus>,
+    /// A connection of its own to the broker, pinged by `/readyz` (the run
+    /// loop's may be busy publishing).
+    pub broker: tokio::sync::Mutex<crate::broker::Broker>,
 }
+
+/// How long `/readyz` waits for the broker to answer.
+const BROKER_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub type Shared = Arc<AppState>;
 
@@ -165,7 +171,7 @@ async fn healthz() -> &'static str {
 /// Readiness answer.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Ready {
-    /// `ready` or `stopped`.
+    /// `ready`, `broker unreachable` or `stopped`.
     pub status: &'static str,
     /// `leader` (holds the lease and dispatches) or `standby`. Without a
     /// lease (standalone) always `leader` once schedules are loaded.
@@ -179,13 +185,32 @@ pub struct Ready {
     pub schedules: usize,
     /// `connected`, `unreachable`, or `none` without a database.
     pub database: &'static str,
+    /// `connected` or `unreachable` (then not ready).
+    pub broker: &'static str,
+    /// Why the broker is unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_error: Option<String>,
 }
 
-/// Readiness: 200 once schedules are loaded and the loop runs.
+/// Readiness: 200 once schedules are loaded, the loop runs and the broker
+/// answers.
 #[utoipa::path(get, path = "/readyz", responses(
-    (status = 200, description = "Schedules loaded; this instance dispatches", body = Ready),
-    (status = 503, description = "The scheduler has stopped", body = Ready)))]
+    (status = 200, description = "Schedules loaded, the broker answers; `role` says whether this instance dispatches", body = Ready),
+    (status = 503, description = "The scheduler has stopped, or the broker does not answer", body = Ready)))]
 async fn readyz(State(st): State<Shared>) -> Response {
+    // The probe first: the role and counts below are then current even
+    // when the broker is slow to answer.
+    let broker_error = {
+        let mut b = st.broker.lock().await;
+        match tokio::time::timeout(BROKER_PROBE_TIMEOUT, b.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!(
+                "no answer within {} ms",
+                BROKER_PROBE_TIMEOUT.as_millis()
+            )),
+        }
+    };
     let database = match &st.sync {
         None => "none",
         Some(s) if s.status.read().expect("status lock").connected => "connected",
@@ -202,29 +227,33 @@ async fn readyz(State(st): State<Shared>) -> Response {
             (r.name(), fence, Some(id.clone()))
         }
     };
-    match st.handle.inspect(|s| s.len()).await {
-        Some(n) => Json(Ready {
-            status: "ready",
-            role,
-            fence,
-            instance,
-            schedules: n,
-            database,
-        })
-        .into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Ready {
-                status: "stopped",
-                role: "standby",
-                fence: None,
-                instance,
-                schedules: 0,
-                database,
-            }),
-        )
-            .into_response(),
-    }
+    let broker = if broker_error.is_some() {
+        "unreachable"
+    } else {
+        "connected"
+    };
+    let schedules = st.handle.inspect(|s| s.len()).await;
+    let status = match (schedules, &broker_error) {
+        (None, _) => "stopped",
+        (Some(_), Some(_)) => "broker unreachable",
+        (Some(_), None) => "ready",
+    };
+    let body = Ready {
+        status,
+        role: if schedules.is_some() { role } else { "standby" },
+        fence: fence.filter(|_| schedules.is_some()),
+        instance,
+        schedules: schedules.unwrap_or(0),
+        database,
+        broker,
+        broker_error,
+    };
+    let code = if status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
 }
 
 /// Prometheus text: run counters from the loop, schedule gauges computed now.
