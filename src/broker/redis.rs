@@ -5,8 +5,10 @@
 //! for the higher steps (on Redis, lower numbers are served first). Before the
 //! pushes the queue's binding is written to `_kombu.binding.<queue>` and
 //! `_kombu.binding_permanent.<queue>`, as kombu 5.7 does when it declares a
-//! queue. A batch goes out as pipelines of up to [`CHUNK`] commands: one round
-//! trip per chunk, not per message.
+//! queue. A batch goes out as pipelines of up to [`CHUNK`] messages, up to
+//! [`IN_FLIGHT`] of them on the wire at once (the next is encoded while
+//! Redis stores the previous); consecutive messages for one list share one
+//! multi-value `LPUSH`.
 //!
 //! # Honest outcomes
 //!
@@ -129,8 +131,8 @@ return out
 /// kombu's separator inside binding members and priority list names.
 const SEP: &str = "\x06\x16";
 
-/// How long one reply may take. A pipeline of [`CHUNK`] pushes takes tens
-/// of milliseconds; anything near this means a stalled server.
+/// How long one reply may take. A pipeline of [`CHUNK`] pushes takes a few
+/// milliseconds; anything near this means a stalled server.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
