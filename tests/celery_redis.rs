@@ -281,3 +281,123 @@ async fn refused_connection_is_unavailable_then_recovers() {
     }
     assert_eq!(llen(&redis.url(), "celery").await, Some(2));
 }
+
+/// A burst goes out as several pipelines, at most `IN_FLIGHT` handed to the
+/// connection at once. Redis holds writes (`CLIENT PAUSE … WRITE`) while
+/// the first is in flight and is then SIGKILLed: the first chunk's outcome
+/// is unknown, the chunks never handed over are "not delivered", nothing
+/// is reported sent, and nothing reached the list. After a restart the
+/// same broker delivers the whole burst, each list in dispatch order.
+#[tokio::test]
+async fn burst_classifies_each_pipeline_of_a_failed_round_trip() {
+    use metronome::broker::redis::{CHUNK, IN_FLIGHT};
+    let mut redis = OwnRedis::start();
+    let es = entries(
+        "schedules:\n  a:\n    task: tasks.record\n    every: 1s\n  b:\n    task: tasks.record\n    every: 1s\n    options: {priority: 9}\n",
+    );
+    let chunks = IN_FLIGHT + 3;
+    let n = CHUNK * chunks;
+    let t0 = Timestamp::now();
+    let msgs: Vec<_> = (0..n)
+        .map(|i| {
+            let at = t0 + jiff::SignedDuration::from_secs(i as i64);
+            // Every seventh run goes to the priority list, splitting pushes.
+            message(&es, if i % 7 == 3 { "b" } else { "a" }, at)
+        })
+        .collect();
+    let mut b = Broker::connect(&redis.url()).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "600000", "WRITE"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let burst = msgs.clone();
+    let publish = tokio::spawn(async move {
+        let r = b.publish(&burst).await;
+        (b, r)
+    });
+    // The first pipeline has reached Redis once a client is held on it.
+    let start = Instant::now();
+    loop {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        if list.lines().any(|l| l.contains(" flags=b ")) {
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "no pipeline arrived: {list}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.kill();
+    let (mut b, results) = publish.await.unwrap();
+    assert_eq!(results.len(), n);
+    let unknown = |r: &Result<(), PublishError>| matches!(r, Err(PublishError::Unknown(_)));
+    let refused = |r: &Result<(), PublishError>| matches!(r, Err(PublishError::Unavailable(_)));
+    assert!(
+        results[..CHUNK].iter().all(unknown),
+        "the chunk held by Redis: {:?}",
+        results[0]
+    );
+    for k in 1..IN_FLIGHT {
+        // Handed over before or after the kill: unknown, or refused on reconnect.
+        let c = &results[k * CHUNK..(k + 1) * CHUNK];
+        assert!(
+            c.iter().all(unknown) || c.iter().all(refused),
+            "chunk {k}: {:?}",
+            c[0]
+        );
+    }
+    assert!(
+        results[IN_FLIGHT * CHUNK..].iter().all(refused),
+        "chunks never handed over are not delivered: {:?}",
+        results[IN_FLIGHT * CHUNK..].iter().find(|r| !refused(r))
+    );
+    redis.restart();
+    assert_eq!(llen(&redis.url(), "celery").await, Some(0));
+    // The same broker reconnects and sends the whole burst.
+    let start = Instant::now();
+    loop {
+        let r = b.publish(&msgs).await;
+        if r.iter().all(Result::is_ok) {
+            break;
+        }
+        assert!(
+            r.iter().all(refused),
+            "{:?}",
+            r.iter().find(|r| !refused(r))
+        );
+        assert!(start.elapsed() < PATIENCE, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    for (key, name) in [("celery", "a"), ("celery\x06\x169", "b")] {
+        let raw: Vec<String> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        // LPUSH adds at the head: the list read backwards is the send order.
+        let got: Vec<String> = raw
+            .iter()
+            .rev()
+            .map(|r| {
+                let env: Json = serde_json::from_str(r).unwrap();
+                env["headers"]["id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let want: Vec<String> = msgs
+            .iter()
+            .filter(|m| m.entry.name == name)
+            .map(|m| m.task_id.to_string())
+            .collect();
+        assert_eq!(got.len(), want.len(), "{key}");
+        assert!(got == want, "{key}: not in dispatch order");
+    }
+}

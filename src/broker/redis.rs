@@ -5,8 +5,10 @@
 //! for the higher steps (on Redis, lower numbers are served first). Before the
 //! pushes the queue's binding is written to `_kombu.binding.<queue>` and
 //! `_kombu.binding_permanent.<queue>`, as kombu 5.7 does when it declares a
-//! queue. A batch goes out as pipelines of up to [`CHUNK`] commands: one round
-//! trip per chunk, not per message.
+//! queue. A batch goes out as pipelines of up to [`CHUNK`] messages, up to
+//! [`IN_FLIGHT`] of them on the wire at once (the next is encoded while
+//! Redis stores the previous); consecutive messages for one list share one
+//! multi-value `LPUSH`.
 //!
 //! # Honest outcomes
 //!
@@ -34,7 +36,10 @@
 //! `global_keyprefix=P` mirrors kombu's `broker_transport_options`
 //! `global_keyprefix`: every key is prefixed with `P`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -42,11 +47,48 @@ use redis::{Client, RedisError};
 use tracing::{debug, warn};
 
 use super::{BrokerUrlError, PublishError, mask_url};
-use crate::celery::message::{Message, Route, redis_envelope_bytes, redis_queue_key};
+use crate::celery::message::{
+    Message, Route, redis_envelope_bytes, redis_queue_key, write_redis_envelope,
+};
 
-/// Commands per pipeline: bounds the memory of one round trip (about 1 KB
-/// per message) while keeping bursts at a handful of round trips.
-pub const CHUNK: usize = 10_000;
+/// Messages per pipeline: small enough that encoding the next chunk
+/// overlaps with Redis storing this one, large enough that a burst needs
+/// few round trips (about 1 MB each).
+pub const CHUNK: usize = 1000;
+
+/// Pipelines handed to the connection and not yet answered, at most.
+pub const IN_FLIGHT: usize = 2;
+
+/// A typical envelope's size, to size a push's buffer once.
+const ENVELOPE_HINT: usize = 1100;
+
+type Replies = redis::RedisResult<Vec<redis::RedisResult<i64>>>;
+
+/// A pipeline handed to the connection: its reply, and how many messages
+/// each of its pushes carries.
+struct Chunk {
+    reply: Pin<Box<dyn Future<Output = Replies> + Send>>,
+    /// The reply, if it came during [`Chunk::submit`].
+    early: Option<Replies>,
+    groups: Vec<usize>,
+    len: usize,
+}
+
+impl Chunk {
+    /// Polls the request once: that queues it on the multiplexed
+    /// connection (in call order), which writes it while we go on.
+    async fn submit(&mut self) {
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = self.reply.as_mut().poll(cx) {
+                self.early = Some(r);
+            }
+            Poll::Ready(())
+        })
+        .await;
+        // Let the connection's task (woken on this worker) write it now.
+        tokio::task::yield_now().await;
+    }
+}
 
 /// Messages per fenced script call: keeps one script's run time to a few
 /// milliseconds while a burst still needs few round trips.
@@ -89,8 +131,8 @@ return out
 /// kombu's separator inside binding members and priority list names.
 const SEP: &str = "\x06\x16";
 
-/// How long one reply may take. A pipeline of [`CHUNK`] pushes takes tens
-/// of milliseconds; anything near this means a stalled server.
+/// How long one reply may take. A pipeline of [`CHUNK`] pushes takes a few
+/// milliseconds; anything near this means a stalled server.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -152,6 +194,13 @@ impl RedisBroker {
     }
 
     /// Pushes `messages` in order; one result per message.
+    ///
+    /// Chunks of [`CHUNK`] go out as pipelines on the one connection, up to
+    /// [`IN_FLIGHT`] at a time: chunk k+1 is encoded while Redis works on
+    /// chunk k, and order is kept because every chunk is handed to the
+    /// connection before the next is built. Once a chunk fails, no later
+    /// chunk is sent: those are "not delivered"; the failed one and any
+    /// still in flight get their own outcome (usually "unknown").
     pub async fn publish(&mut self, messages: &[Message]) -> Vec<Result<(), PublishError>> {
         if messages.is_empty() {
             return Vec::new();
@@ -165,35 +214,79 @@ impl RedisBroker {
             return vec![Err(e); messages.len()];
         }
         let mut out = Vec::with_capacity(messages.len());
+        let mut flight: VecDeque<Chunk> = VecDeque::with_capacity(IN_FLIGHT);
+        let mut failed = false;
+        let mut scratch = Vec::new();
         for chunk in messages.chunks(CHUNK) {
-            let pipe = self.pipeline(chunk);
-            match pipe
-                .query_async::<Vec<redis::RedisResult<i64>>>(&mut conn)
-                .await
-            {
-                Ok(results) if results.len() == chunk.len() => {
-                    out.extend(results.into_iter().map(|r| {
-                        r.map(|_| ()).map_err(|e| {
-                            // A command the server refused (WRONGTYPE, OOM…) did nothing.
-                            PublishError::Unavailable(format!("redis refused LPUSH: {e}"))
-                        })
-                    }));
-                }
-                Ok(results) => {
-                    let e = format!(
-                        "redis answered {} replies for {} pushes",
-                        results.len(),
-                        chunk.len()
-                    );
-                    out.extend(chunk.iter().map(|_| Err(PublishError::Unknown(e.clone()))));
-                }
-                Err(e) => {
-                    let err = self.send_error(&e);
-                    out.extend(chunk.iter().map(|_| Err(err.clone())));
-                }
+            if flight.len() == IN_FLIGHT {
+                failed |= self
+                    .settle(flight.pop_front().expect("full"), &mut out)
+                    .await;
             }
+            if failed {
+                while let Some(c) = flight.pop_front() {
+                    self.settle(c, &mut out).await;
+                }
+                let e = PublishError::Unavailable(format!(
+                    "not sent: an earlier pipeline to redis at {} failed",
+                    self.masked
+                ));
+                out.extend(chunk.iter().map(|_| Err(e.clone())));
+                continue;
+            }
+            let (pipe, groups) = self.pipeline(chunk, &mut scratch);
+            let mut c = conn.clone();
+            let mut sent = Chunk {
+                reply: Box::pin(async move {
+                    pipe.query_async::<Vec<redis::RedisResult<i64>>>(&mut c)
+                        .await
+                }),
+                early: None,
+                groups,
+                len: chunk.len(),
+            };
+            sent.submit().await;
+            flight.push_back(sent);
+        }
+        while let Some(c) = flight.pop_front() {
+            self.settle(c, &mut out).await;
         }
         out
+    }
+
+    /// Waits for a chunk's replies and appends one result per message;
+    /// true if the round trip failed.
+    async fn settle(&self, c: Chunk, out: &mut Vec<Result<(), PublishError>>) -> bool {
+        let reply = match c.early {
+            Some(r) => r,
+            None => c.reply.await,
+        };
+        match reply {
+            Ok(results) if results.len() == c.groups.len() => {
+                for (r, n) in results.into_iter().zip(&c.groups) {
+                    // A command the server refused (WRONGTYPE, OOM…) did nothing.
+                    let r = r.map(|_| ()).map_err(|e| {
+                        PublishError::Unavailable(format!("redis refused LPUSH: {e}"))
+                    });
+                    out.extend(std::iter::repeat_n(r, *n));
+                }
+                false
+            }
+            Ok(results) => {
+                let e = format!(
+                    "redis answered {} replies for {} pushes",
+                    results.len(),
+                    c.groups.len()
+                );
+                out.extend((0..c.len).map(|_| Err(PublishError::Unknown(e.clone()))));
+                true
+            }
+            Err(e) => {
+                let err = self.send_error(&e);
+                out.extend((0..c.len).map(|_| Err(err.clone())));
+                true
+            }
+        }
     }
 
     /// Publishes `messages` only if the lease key still holds
@@ -285,8 +378,11 @@ impl RedisBroker {
     }
 
     /// One round trip: the bindings of the chunk's queues, then one `LPUSH`
-    /// per message. Only the pushes' replies are returned.
-    fn pipeline(&self, chunk: &[Message]) -> redis::Pipeline {
+    /// per run of consecutive messages for the same list, its values in
+    /// message order (Redis pushes them one after another, exactly as
+    /// separate `LPUSH`es would). Only the pushes' replies are returned;
+    /// the second value is the number of messages behind each push.
+    fn pipeline(&self, chunk: &[Message], scratch: &mut Vec<u8>) -> (redis::Pipeline, Vec<usize>) {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         let queues: BTreeSet<&str> = chunk.iter().map(|m| m.route.queue.as_str()).collect();
@@ -299,13 +395,27 @@ impl RedisBroker {
                     .ignore();
             }
         }
-        let mut keys = ListKeys::default();
-        for m in chunk {
-            pipe.cmd("LPUSH")
-                .arg(keys.get(self, m))
-                .arg(redis_envelope_bytes(m));
+        let mut groups = Vec::new();
+        let mut rest = chunk;
+        while let Some(first) = rest.first() {
+            let n = rest
+                .iter()
+                .take_while(|m| m.route.queue == first.route.queue && m.priority == first.priority)
+                .count();
+            let (run, tail) = rest.split_at(n);
+            rest = tail;
+            let key = self.list_key(&first.route, first.priority);
+            let mut cmd = redis::Cmd::with_capacity(n + 2, 16 + key.len() + n * ENVELOPE_HINT);
+            cmd.arg("LPUSH").arg(&key);
+            for m in run {
+                scratch.clear();
+                write_redis_envelope(m, scratch);
+                cmd.arg(&scratch[..]);
+            }
+            pipe.add_command(cmd);
+            groups.push(n);
         }
-        pipe
+        (pipe, groups)
     }
 
     /// The list a message goes to, with the key prefix.

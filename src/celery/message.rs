@@ -310,12 +310,20 @@ pub fn redis_envelope(m: &Message) -> String {
 /// [`redis_envelope`] as bytes, for transports that take bytes (no UTF-8
 /// check of a string we wrote ourselves).
 pub fn redis_envelope_bytes(m: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_redis_envelope(m, &mut out);
+    out
+}
+
+/// Appends [`redis_envelope`] to `out`: a burst encodes every envelope
+/// into one reused buffer instead of allocating one per message.
+pub fn write_redis_envelope(m: &Message, out: &mut Vec<u8>) {
     let mut tag = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let tag = delivery_tag().hyphenated().encode_lower(&mut tag);
     if m.headers_are_plain() {
-        envelope_direct(m, tag)
+        envelope_direct(m, tag, out)
     } else {
-        envelope_serde(m, tag).into_bytes()
+        out.extend_from_slice(envelope_serde(m, tag).as_bytes())
     }
 }
 
@@ -401,7 +409,7 @@ fn envelope_serde(m: &Message, delivery_tag: &str) -> String {
 
 /// The same bytes as [`envelope_serde`], written in one pass (no header
 /// map, no intermediate strings but the body).
-fn envelope_direct(m: &Message, delivery_tag: &str) -> Vec<u8> {
+fn envelope_direct(m: &Message, delivery_tag: &str, out: &mut Vec<u8>) {
     use std::io::Write;
     fn s(out: &mut Vec<u8>, v: &str) {
         serde_json::to_writer(&mut *out, v).expect("strings serialize");
@@ -415,38 +423,44 @@ fn envelope_direct(m: &Message, delivery_tag: &str) -> Vec<u8> {
     let id = m.task_id.hyphenated().encode_lower(&mut id);
     let mut body = Vec::with_capacity(96);
     write_body(&mut body, e);
-    let mut out: Vec<u8> = Vec::with_capacity(1024 + body.len() * 2);
+    out.reserve(1024 + body.len() * 2);
     out.extend_from_slice(br#"{"body":""#);
-    let mut b64 = String::with_capacity(body.len() * 4 / 3 + 4);
-    base64::engine::general_purpose::STANDARD.encode_string(&body, &mut b64);
-    out.extend_from_slice(b64.as_bytes());
+    let at = out.len();
+    out.resize(
+        at + base64::encoded_len(body.len(), true).expect("small body"),
+        0,
+    );
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(&body, &mut out[at..])
+        .expect("sized above");
+    out.truncate(at + n);
     out.extend_from_slice(
         br#"","content-encoding":"utf-8","content-type":"application/json","headers":{"lang":"py","task":"#,
     );
-    s(&mut out, &e.task);
+    s(out, &e.task);
     out.extend_from_slice(br#","id":""#);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(br#"","shadow":null,"eta":null,"expires":"#);
     match m.expires_text() {
-        Some(t) => s(&mut out, &t),
+        Some(t) => s(out, &t),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(br#","group":null,"group_index":null,"retries":0,"timelimit":["#);
-    j(&mut out, &o.time_limit);
+    j(out, &o.time_limit);
     out.push(b',');
-    j(&mut out, &o.soft_time_limit);
+    j(out, &o.soft_time_limit);
     out.extend_from_slice(br#"],"root_id":""#);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(br#"","parent_id":null,"argsrepr":"#);
-    s(&mut out, &m.argsrepr());
+    s(out, &m.argsrepr());
     out.extend_from_slice(br#","kwargsrepr":"#);
-    s(&mut out, &m.kwargsrepr());
+    s(out, &m.kwargsrepr());
     out.extend_from_slice(br#","origin":"#);
-    s(&mut out, &m.origin);
+    s(out, &m.origin);
     out.extend_from_slice(
         br#","ignore_result":null,"replaced_task_nesting":0,"stamped_headers":null,"stamps":{},"celery_beat_task":true,"periodic_task_name":"#,
     );
-    s(&mut out, &e.name);
+    s(out, &e.name);
     out.extend_from_slice(br#","scheduled_at":"#);
     match m.scheduled {
         Some(t) => {
@@ -456,28 +470,27 @@ fn envelope_direct(m: &Message, delivery_tag: &str) -> Vec<u8> {
     }
     for (k, v) in m.extra_headers.iter().chain(o.headers.iter()) {
         out.push(b',');
-        s(&mut out, k);
+        s(out, k);
         out.push(b':');
-        j(&mut out, v);
+        j(out, v);
     }
     out.extend_from_slice(br#"},"properties":{"correlation_id":""#);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(br#"","reply_to":"#);
-    s(&mut out, &m.reply_to);
+    s(out, &m.reply_to);
     out.extend_from_slice(br#","delivery_mode":2"#);
     if let Some(ms) = m.expiration_ms {
         let _ = write!(out, r#","expiration":"{ms}""#);
     }
     out.extend_from_slice(br#","delivery_info":{"exchange":"#);
-    s(&mut out, &m.route.exchange);
+    s(out, &m.route.exchange);
     out.extend_from_slice(br#","routing_key":"#);
-    s(&mut out, &m.route.routing_key);
+    s(out, &m.route.routing_key);
     let _ = write!(
         out,
         r#"}},"priority":{},"body_encoding":"base64","delivery_tag":"{delivery_tag}"}}}}"#,
         m.priority
     );
-    out
 }
 
 /// Lateness of a publish: how long after the run was due it went out.
@@ -643,7 +656,11 @@ mod tests {
                     let m = build(&e, sched, s, &p);
                     assert!(m.headers_are_plain());
                     assert_eq!(
-                        String::from_utf8(envelope_direct(&m, "tag")).unwrap(),
+                        {
+                            let mut out = b"prefix".to_vec();
+                            envelope_direct(&m, "tag", &mut out);
+                            String::from_utf8(out).unwrap().split_off(6)
+                        },
                         envelope_serde(&m, "tag"),
                         "variant {i}, extra {extra}, scheduled {sched:?}"
                     );
