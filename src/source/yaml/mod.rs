@@ -295,3 +295,54 @@ pub fn duplicate_names(entries: &[Entry]) -> Vec<LoadError> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validation runs on several threads over runs of entries; the entries
+    /// and the errors come out in document order, as one thread gives them.
+    #[test]
+    fn parallel_validation_keeps_document_order() {
+        let n = MIN_ENTRIES_PER_THREAD * 3 + 7;
+        let bad = [3, MIN_ENTRIES_PER_THREAD - 1, MIN_ENTRIES_PER_THREAD, n - 1];
+        let mut text = String::from("schedules:\n");
+        for i in 0..n {
+            if bad.contains(&i) {
+                text.push_str(&format!(
+                    "  job-{i}: {{task: t, bogus: 1, every: nope, cron: '* * * * *'}}\n"
+                ));
+            } else {
+                text.push_str(&format!("  job-{i}: {{task: t, every: {}s}}\n", i + 1));
+            }
+        }
+        let errors = load_str("f.yaml", &text, &None).unwrap_err().0;
+        let lines: Vec<usize> = errors.iter().map(|e| e.pos.line).collect();
+        let mut want = Vec::new();
+        for i in bad {
+            // An unknown key, then two schedule kinds.
+            want.extend([i + 2, i + 2]);
+        }
+        assert_eq!(lines, want, "{errors:?}");
+        assert!(
+            errors[0].message.contains("unknown key `bogus`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[7].message.contains("job-12294: more than one"),
+            "{errors:?}"
+        );
+        text = text.replace("bogus: 1, every: nope, cron: '* * * * *'", "every: 1h");
+        let entries = load_str("f.yaml", &text, &None).unwrap();
+        let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+        let want: Vec<String> = (0..n).map(|i| format!("job-{i}")).collect();
+        assert_eq!(names, want);
+        assert_eq!(
+            entries[n - 1].origin.pos,
+            Pos {
+                line: n + 1,
+                col: 3
+            }
+        );
+    }
+}
