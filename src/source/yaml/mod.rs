@@ -63,7 +63,7 @@ pub fn load_str(file: &str, text: &str, zone: &DefaultZone) -> Result<Vec<Entry>
         pos: e.pos,
         message: e.to_string(),
     };
-    let root = match node::parse(text) {
+    let root = match node::parse_parallel(text, threads()) {
         Ok(Some(root)) => root,
         Ok(None) => {
             return Err(LoadErrors(vec![LoadError {
@@ -172,13 +172,54 @@ fn load_root(
         }
         return Vec::new();
     };
+    // Validated on every core, each thread a run of entries in order; the
+    // runs' entries and errors are joined in the same order.
+    let chunk = pairs.len().div_ceil(threads()).max(MIN_ENTRIES_PER_THREAD);
+    let mut runs = pairs.chunks(chunk);
+    let first = runs.next().unwrap_or_default();
+    let ctx = &ctx;
+    let (mut out, rest) = std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .map(|run| {
+                s.spawn(move || {
+                    let mut errors = Vec::new();
+                    (validate(run, ctx, &mut errors), errors)
+                })
+            })
+            .collect();
+        let out = validate(first, ctx, c.errors);
+        let rest: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        (out, rest)
+    });
+    out.reserve_exact(rest.iter().map(|(e, _)| e.len()).sum());
+    for (entries, errors) in rest {
+        out.extend(entries);
+        c.errors.extend(errors);
+    }
+    out
+}
+
+/// Below this many entries per thread, validation stays on fewer threads.
+const MIN_ENTRIES_PER_THREAD: usize = 4096;
+
+/// The threads to parse and validate on: one per core.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Validates the entries of a run of `schedules` pairs.
+fn validate(pairs: &[(Node, Node)], ctx: &Context, errors: &mut Vec<FieldError>) -> Vec<Entry> {
+    let mut c = Checker { errors };
     let mut out = Vec::with_capacity(pairs.len());
     for (k, v) in pairs {
         let Some(name) = c.string(k, "schedules") else {
             continue;
         };
         let path = format!("schedules.{name}");
-        if let Some(e) = entry::parse_entry(&name, k.pos, v, &ctx, &path, c.errors) {
+        if let Some(e) = entry::parse_entry(&name, k.pos, v, ctx, &path, c.errors) {
             out.push(e);
         }
     }
@@ -196,6 +237,7 @@ pub fn load_files<P: AsRef<Path>>(
         let label = p.as_ref().display().to_string();
         match std::fs::read_to_string(p) {
             Ok(text) => match load_str(&label, &text, zone) {
+                Ok(entries) if all.is_empty() => all = entries,
                 Ok(entries) => all.extend(entries),
                 Err(LoadErrors(e)) => errors.extend(e),
             },
@@ -252,4 +294,55 @@ pub fn duplicate_names(entries: &[Entry]) -> Vec<LoadError> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validation runs on several threads over runs of entries; the entries
+    /// and the errors come out in document order, as one thread gives them.
+    #[test]
+    fn parallel_validation_keeps_document_order() {
+        let n = MIN_ENTRIES_PER_THREAD * 3 + 7;
+        let bad = [3, MIN_ENTRIES_PER_THREAD - 1, MIN_ENTRIES_PER_THREAD, n - 1];
+        let mut text = String::from("schedules:\n");
+        for i in 0..n {
+            if bad.contains(&i) {
+                text.push_str(&format!(
+                    "  job-{i}: {{task: t, bogus: 1, every: nope, cron: '* * * * *'}}\n"
+                ));
+            } else {
+                text.push_str(&format!("  job-{i}: {{task: t, every: {}s}}\n", i + 1));
+            }
+        }
+        let errors = load_str("f.yaml", &text, &None).unwrap_err().0;
+        let lines: Vec<usize> = errors.iter().map(|e| e.pos.line).collect();
+        let mut want = Vec::new();
+        for i in bad {
+            // An unknown key, then two schedule kinds.
+            want.extend([i + 2, i + 2]);
+        }
+        assert_eq!(lines, want, "{errors:?}");
+        assert!(
+            errors[0].message.contains("unknown key `bogus`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[7].message.contains("job-12294: more than one"),
+            "{errors:?}"
+        );
+        text = text.replace("bogus: 1, every: nope, cron: '* * * * *'", "every: 1h");
+        let entries = load_str("f.yaml", &text, &None).unwrap();
+        let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+        let want: Vec<String> = (0..n).map(|i| format!("job-{i}")).collect();
+        assert_eq!(names, want);
+        assert_eq!(
+            entries[n - 1].origin.pos,
+            Pos {
+                line: n + 1,
+                col: 3
+            }
+        );
+    }
 }

@@ -56,6 +56,9 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Tag};
 
+mod split;
+pub use split::{PARALLEL_MIN_BYTES, parse_parallel};
+
 /// Maximum nesting of lists and mappings (also after alias expansion).
 const MAX_DEPTH: usize = 256;
 
@@ -784,38 +787,19 @@ enum Slot {
     Skip,
 }
 
-#[derive(Debug)]
-struct MapFrame {
-    entries: Vec<(Node, Node)>,
+/// The duplicate-key index of a mapping's keys (built once it is large).
+#[derive(Debug, Default)]
+struct KeyIndex {
     str_index: HashMap<String, usize>,
     other_index: HashMap<OtherKey, usize>,
     indexed: bool,
-    slot: Slot,
-    /// Where the first `<<` key is.
-    merge_at: Option<Pos>,
-    /// Mappings to merge in when the mapping ends.
-    merges: Vec<Node>,
 }
 
-impl MapFrame {
-    fn new() -> MapFrame {
-        MapFrame {
-            entries: Vec::new(),
-            str_index: HashMap::new(),
-            other_index: HashMap::new(),
-            indexed: false,
-            slot: Slot::Key,
-            merge_at: None,
-            merges: Vec::new(),
-        }
-    }
-
-    fn find(&self, key: &Value) -> Option<usize> {
+impl KeyIndex {
+    /// Where `key` is among `entries` (the mapping this index describes).
+    fn find(&self, entries: &[(Node, Node)], key: &Value) -> Option<usize> {
         if !self.indexed {
-            return self
-                .entries
-                .iter()
-                .position(|(k, _)| same_key(&k.value, key));
+            return entries.iter().position(|(k, _)| same_key(&k.value, key));
         }
         match key {
             Value::Str(s) => self.str_index.get(s.as_str()).copied(),
@@ -823,8 +807,7 @@ impl MapFrame {
         }
     }
 
-    fn index_entry(&mut self, i: usize) {
-        let key = &self.entries[i].0.value;
+    fn index_entry(&mut self, key: &Value, i: usize) {
         match key {
             Value::Str(s) => {
                 self.str_index.entry(s.clone()).or_insert(i);
@@ -837,16 +820,49 @@ impl MapFrame {
         }
     }
 
-    fn insert(&mut self, key: Node, value: Node) {
-        self.entries.push((key, value));
+    /// Records that `entries` gained its last entry.
+    fn added(&mut self, entries: &[(Node, Node)]) {
         if self.indexed {
-            self.index_entry(self.entries.len() - 1);
-        } else if self.entries.len() >= INDEX_THRESHOLD {
+            let i = entries.len() - 1;
+            self.index_entry(&entries[i].0.value, i);
+        } else if entries.len() >= INDEX_THRESHOLD {
             self.indexed = true;
-            for i in 0..self.entries.len() {
-                self.index_entry(i);
+            for (i, (k, _)) in entries.iter().enumerate() {
+                self.index_entry(&k.value, i);
             }
         }
+    }
+}
+
+#[derive(Debug)]
+struct MapFrame {
+    entries: Vec<(Node, Node)>,
+    keys: KeyIndex,
+    slot: Slot,
+    /// Where the first `<<` key is.
+    merge_at: Option<Pos>,
+    /// Mappings to merge in when the mapping ends.
+    merges: Vec<Node>,
+}
+
+impl MapFrame {
+    fn new() -> MapFrame {
+        MapFrame {
+            entries: Vec::new(),
+            keys: KeyIndex::default(),
+            slot: Slot::Key,
+            merge_at: None,
+            merges: Vec::new(),
+        }
+    }
+
+    fn find(&self, key: &Value) -> Option<usize> {
+        self.keys.find(&self.entries, key)
+    }
+
+    fn insert(&mut self, key: Node, value: Node) {
+        self.entries.push((key, value));
+        self.keys.added(&self.entries);
     }
 }
 
@@ -881,6 +897,14 @@ struct Builder<'a> {
     root: Option<Node>,
     errors: Vec<YamlError>,
     alias_nodes: usize,
+    /// Lines of the whole document before `text` (when parsing a piece of it).
+    line_offset: usize,
+    /// Nesting levels of the whole document around `text`.
+    base_depth: usize,
+    /// The root mapping has a merge key `<<`.
+    root_merge: bool,
+    /// The root mapping's key index, kept for checks across pieces.
+    root_keys: Option<KeyIndex>,
 }
 
 impl<'a> Builder<'a> {
@@ -893,7 +917,28 @@ impl<'a> Builder<'a> {
             root: None,
             errors: Vec::new(),
             alias_nodes: 0,
+            line_offset: 0,
+            base_depth: 0,
+            root_merge: false,
+            root_keys: None,
         }
+    }
+
+    /// A builder for the piece of a larger document that starts after
+    /// `line_offset` lines and sits `base_depth` collections deep in it.
+    fn piece(text: &'a str, line_offset: usize, base_depth: usize) -> Builder<'a> {
+        Builder {
+            line_offset,
+            base_depth,
+            ..Builder::new(text)
+        }
+    }
+
+    /// The position of a parser marker in the whole document.
+    fn pos(&self, m: &Marker) -> Pos {
+        let mut pos = Pos::from_marker(m);
+        pos.line += self.line_offset;
+        pos
     }
 
     fn error(&mut self, pos: Pos, message: impl Into<String>) {
@@ -925,7 +970,7 @@ impl<'a> Builder<'a> {
                     break;
                 }
             };
-            let pos = Pos::from_marker(&span.start);
+            let pos = self.pos(&span.start);
             let go_on = match event {
                 Event::Nothing | Event::StreamStart | Event::DocumentEnd => true,
                 Event::StreamEnd => false,
@@ -963,7 +1008,7 @@ impl<'a> Builder<'a> {
     }
 
     fn syntax_error(&mut self, e: &ScanError) {
-        let mut pos = Pos::from_marker(e.marker());
+        let mut pos = self.pos(e.marker());
         let info = e.info();
         let message = match info {
             "while parsing node, found unknown anchor" => match self.alias_name(pos) {
@@ -993,9 +1038,11 @@ impl<'a> Builder<'a> {
 
     // --- source text access, for better positions and messages -----------
 
-    /// The text of a 1-based line, without its line break. A byte order mark at the start of
-    /// the first line is left out, as the parser does not count it as a column.
-    fn line_text(&mut self, line: usize) -> Option<&'a str> {
+    /// The text of a 1-based line (of the whole document), without its line break. A byte
+    /// order mark at the start of the first line is left out, as the parser does not count it
+    /// as a column.
+    fn line_text(&mut self, global_line: usize) -> Option<&'a str> {
+        let line = global_line.checked_sub(self.line_offset)?;
         let text = self.text;
         let starts = self.line_starts.get_or_insert_with(|| {
             let bytes = text.as_bytes();
@@ -1015,7 +1062,7 @@ impl<'a> Builder<'a> {
         let end = starts.get(line).copied().unwrap_or(text.len());
         let s = text.get(start..end)?;
         let s = s.trim_end_matches(['\n', '\r']);
-        Some(if line == 1 {
+        Some(if global_line == 1 {
             s.strip_prefix('\u{feff}').unwrap_or(s)
         } else {
             s
@@ -1147,7 +1194,7 @@ impl<'a> Builder<'a> {
 
     /// Returns false if parsing must stop.
     fn on_alias(&mut self, id: usize, pos: Pos) -> bool {
-        let depth = self.stack.len();
+        let depth = self.base_depth + self.stack.len();
         let Some(anchored) = self.anchors.get(&id) else {
             let message = match self.alias_name(pos) {
                 Some(name) => {
@@ -1198,7 +1245,7 @@ impl<'a> Builder<'a> {
         map: bool,
         maybe_indentless: bool,
     ) -> bool {
-        if self.stack.len() >= MAX_DEPTH {
+        if self.base_depth + self.stack.len() >= MAX_DEPTH {
             self.error(
                 pos,
                 format!("lists and mappings are nested too deeply (more than {MAX_DEPTH} levels)"),
@@ -1242,6 +1289,9 @@ impl<'a> Builder<'a> {
         let value = match frame.kind {
             FrameKind::Seq(items) => Value::Seq(items),
             FrameKind::Map(mut m) => {
+                if self.stack.is_empty() {
+                    self.root_merge = m.merge_at.is_some();
+                }
                 for source in std::mem::take(&mut m.merges) {
                     if let Value::Map(entries) = source.value {
                         for (k, v) in entries {
@@ -1250,6 +1300,9 @@ impl<'a> Builder<'a> {
                             }
                         }
                     }
+                }
+                if self.stack.is_empty() {
+                    self.root_keys = Some(m.keys);
                 }
                 Value::Map(m.entries)
             }
