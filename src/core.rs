@@ -24,14 +24,15 @@
 //! [`Scheduler::resume`] recomputes every entry from its durable state, so
 //! the failed run comes back as a missed run.
 
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::entry::{Entry, Expires, MISFIRE_ALL_LIMIT, Misfire};
 use crate::schedule::Schedule;
-use crate::state::{EntryState, HistoryItem, HistoryOutcome};
+use crate::state::{EntryState, HistoryItem, HistoryOutcome, TimingKey};
 
 /// One run of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -120,7 +121,9 @@ struct Slot {
 pub struct Scheduler {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    by_name: HashMap<String, u32>,
+    /// Slot numbers, hashed by their entry's name (the name is not copied).
+    by_name: hashbrown::HashTable<u32>,
+    hasher: RandomState,
     queue: BTreeSet<(Timestamp, u32)>,
     active_since: Option<Timestamp>,
 }
@@ -147,6 +150,16 @@ impl Scheduler {
         self.active_since.is_some()
     }
 
+    /// The slot number of `name`.
+    fn id(&self, name: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_name
+            .find(self.hasher.hash_one(name), |&id| {
+                slot_name(slots, id) == name
+            })
+            .copied()
+    }
+
     /// Adds or replaces an entry. `state` is its durable state if any (only
     /// used for a new entry). A changed schedule (see
     /// [`Entry::timing_key`]) starts afresh at `now`: no run before `now` is
@@ -158,27 +171,32 @@ impl Scheduler {
         now: Timestamp,
     ) {
         let entry: Arc<Entry> = entry.into();
-        let key = entry.timing_key();
-        let (id, mut st, was_enabled, considered) = match self.by_name.get(&entry.name) {
-            Some(&id) => {
+        let key = TimingKey::Hash(entry.timing_key());
+        let (id, mut st, was_enabled, considered, new) = match self.id(&entry.name) {
+            Some(id) => {
                 let slot = self.slots[id as usize].take().expect("indexed slot exists");
                 if let Some(n) = slot.next {
                     self.queue.remove(&(n.due, id));
                 }
-                (id, slot.state, Some(slot.entry.enabled), slot.considered)
+                (
+                    id,
+                    slot.state,
+                    Some(slot.entry.enabled),
+                    slot.considered,
+                    false,
+                )
             }
             None => {
                 let id = self.free.pop().unwrap_or_else(|| {
                     self.slots.push(None);
                     (self.slots.len() - 1) as u32
                 });
-                self.by_name.insert(entry.name.clone(), id);
                 let st = state.unwrap_or_default();
                 let considered = st.cursor;
-                (id, st, None, considered)
+                (id, st, None, considered, true)
             }
         };
-        let fresh = st.timing_key.is_empty();
+        let fresh = st.timing_key.is_none();
         let changed = !fresh && st.timing_key != key;
         let reenabled = was_enabled == Some(false) && entry.enabled;
         if st.anchor.is_none() || changed {
@@ -203,12 +221,25 @@ impl Scheduler {
         if let Some(n) = slot.next {
             self.queue.insert((n.due, id));
         }
+        let hash = self.hasher.hash_one(slot.entry.name.as_str());
         self.slots[id as usize] = Some(slot);
+        if new {
+            let (slots, hasher) = (&self.slots, &self.hasher);
+            self.by_name
+                .insert_unique(hash, id, |&id| hasher.hash_one(slot_name(slots, id)));
+        }
     }
 
     /// Removes an entry; returns its state.
     pub fn remove(&mut self, name: &str) -> Option<EntryState> {
-        let id = self.by_name.remove(name)?;
+        let slots = &self.slots;
+        let found = self
+            .by_name
+            .find_entry(self.hasher.hash_one(name), |&id| {
+                slot_name(slots, id) == name
+            })
+            .ok()?;
+        let (id, _) = found.remove();
         let slot = self.slots[id as usize].take()?;
         if let Some(n) = slot.next {
             self.queue.remove(&(n.due, id));
@@ -219,12 +250,12 @@ impl Scheduler {
 
     /// Names of all entries.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
+        self.slots.iter().flatten().map(|s| s.entry.name.as_str())
     }
 
     /// An entry, its durable state and its next run.
     pub fn get(&self, name: &str) -> Option<(&Arc<Entry>, &EntryState, Option<Run>)> {
-        let slot = self.slots[*self.by_name.get(name)? as usize].as_ref()?;
+        let slot = self.slots[self.id(name)? as usize].as_ref()?;
         Some((&slot.entry, &slot.state, slot.next))
     }
 
@@ -239,7 +270,7 @@ impl Scheduler {
     /// Appends an outcome that is not a scheduled run's (a run-now) to an
     /// entry's history; false if there is no such entry.
     pub fn push_history(&mut self, name: &str, item: HistoryItem) -> bool {
-        let Some(&id) = self.by_name.get(name) else {
+        let Some(id) = self.id(name) else {
             return false;
         };
         match self.slots[id as usize].as_mut() {
@@ -254,11 +285,20 @@ impl Scheduler {
     /// Starts (or restarts) dispatching at `now`. Every entry's next run is
     /// recomputed from its durable state, so runs that were handed out but
     /// never recorded as sent come back, as missed runs.
+    ///
+    /// A slot's next run is always the first after `considered` (upsert and
+    /// poll keep it so), so only slots where `considered` ran ahead of the
+    /// durable cursor need a new one; at start-up that is none of them.
     pub fn resume(&mut self, now: Timestamp) {
         self.active_since = Some(now);
-        self.queue.clear();
         for (id, slot) in self.slots.iter_mut().enumerate() {
             let Some(slot) = slot else { continue };
+            if slot.considered == slot.state.cursor {
+                continue;
+            }
+            if let Some(n) = slot.next {
+                self.queue.remove(&(n.due, id as u32));
+            }
             slot.considered = slot.state.cursor;
             slot.next = next_run(slot, slot.considered);
             if let Some(n) = slot.next {
@@ -333,15 +373,27 @@ impl Scheduler {
         decision: &Decision,
         outcome: Option<&Outcome>,
     ) -> Option<&EntryState> {
-        let id = *self.by_name.get(&decision.entry().name)?;
+        let id = self.id(&decision.entry().name)?;
         let slot = self.slots[id as usize].as_mut()?;
         apply_outcome(&mut slot.state, decision, outcome);
         Some(&slot.state)
     }
 }
 
+/// The name of the entry in a live slot (the name index holds only those).
+fn slot_name(slots: &[Option<Slot>], id: u32) -> &str {
+    &slots[id as usize]
+        .as_ref()
+        .expect("indexed slot exists")
+        .entry
+        .name
+}
+
 fn within_grace(entry: &Entry, run: Run, now: Timestamp) -> bool {
-    entry.grace.is_none_or(|g| now.duration_since(run.due) <= g)
+    entry
+        .timing
+        .grace
+        .is_none_or(|g| now.duration_since(run.due) <= g)
 }
 
 fn skip(
@@ -514,14 +566,14 @@ fn interval_missed(
         return None;
     };
     let e = &slot.entry;
-    let anchor = e.start_at.or(slot.state.anchor)?;
+    let anchor = e.timing.start_at.or(slot.state.anchor)?;
     let j = e.jitter_offset();
     let mut limit = since
         .checked_sub(j)
         .ok()?
         .checked_sub(SignedDuration::from_nanos(1))
         .ok()?;
-    if let Some(end) = e.end_at {
+    if let Some(end) = e.timing.end_at {
         limit = limit.min(end.checked_sub(SignedDuration::from_nanos(1)).ok()?);
     }
     let last = i.last_at_or_before(anchor, limit)?.max(first.scheduled);
@@ -671,5 +723,87 @@ pub fn apply_outcome(st: &mut EntryState, decision: &Decision, outcome: Option<&
                 ..HistoryItem::new(HistoryOutcome::Skipped)
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a full rebuild at `resume` would give: each slot's first run
+    /// after its durable cursor, and the queue of exactly those.
+    fn rebuilt(s: &Scheduler) -> (Vec<Option<Run>>, BTreeSet<(Timestamp, u32)>) {
+        let mut queue = BTreeSet::new();
+        let next = s
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(id, slot)| {
+                let slot = slot.as_ref()?;
+                let n = next_run(slot, slot.state.cursor);
+                if let Some(n) = n {
+                    queue.insert((n.due, id as u32));
+                }
+                n
+            })
+            .collect();
+        (next, queue)
+    }
+
+    fn state(s: &Scheduler) -> (Vec<Option<Run>>, BTreeSet<(Timestamp, u32)>) {
+        let next = s
+            .slots
+            .iter()
+            .map(|x| x.as_ref().and_then(|x| x.next))
+            .collect();
+        (next, s.queue.clone())
+    }
+
+    #[test]
+    fn resume_leaves_the_queue_as_a_full_rebuild_would() {
+        let text = "schedules:\n  a: {task: t, every: 10s}\n  b: {task: t, cron: '*/7 * * * * *', jitter: 3s}\n  c: {task: t, every: 1m, misfire: all}\n  d: {task: t, at: '2026-01-01T00:00:30Z'}\n  e: {task: t, every: 5s, enabled: false}\n";
+        let entries = crate::source::yaml::load_str("r.yaml", text, &None).unwrap();
+        let t = |s: u64| {
+            "2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap()
+                + SignedDuration::from_secs(s as i64)
+        };
+        let mut s = Scheduler::new();
+        for e in entries.iter().cloned() {
+            s.upsert(e, None, t(0));
+        }
+        s.resume(t(0));
+        assert_eq!(state(&s), rebuilt(&s), "at start-up");
+        let mut unrecorded = 0;
+        for step in 1..200u64 {
+            let now = t(step);
+            for (i, d) in s.poll(now).iter().enumerate() {
+                // Every third dispatch fails to publish and is not recorded
+                // as sent: a later resume must bring it back.
+                let outcome = match d {
+                    Decision::Dispatch { .. } if (step + i as u64).is_multiple_of(3) => {
+                        unrecorded += 1;
+                        None
+                    }
+                    _ => Some(Outcome::Sent { at: now }),
+                };
+                s.record(d, outcome.as_ref());
+            }
+            if step.is_multiple_of(17) {
+                s.pause();
+                s.resume(t(step + 30));
+                assert_eq!(state(&s), rebuilt(&s), "after pause at {step}");
+            }
+            if step == 50 {
+                s.remove("c");
+                let mut e = entries[0].clone();
+                e.schedule = Schedule::Every(crate::schedule::Interval {
+                    every: SignedDuration::from_secs(4),
+                });
+                s.upsert(e, None, now);
+            }
+        }
+        assert!(unrecorded > 0, "some runs were handed out and not recorded");
+        assert_eq!(s.len(), 4);
+        assert!(s.get("c").is_none() && s.get("a").is_some());
     }
 }

@@ -5,6 +5,8 @@
 //! list of [`FieldError`]s naming each bad field. There is one validator, so
 //! the same input is accepted or refused the same way wherever it comes from.
 
+use std::sync::Arc;
+
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value as Json};
@@ -93,56 +95,77 @@ impl std::fmt::Display for Origin {
 }
 
 /// A validated schedule entry.
+///
+/// Kept small because there is one per entry, a million at scale: parts
+/// most entries leave unset (kwargs, options, bounds) are [`Sparse`] (one
+/// pointer, no allocation when unset), and the task and zone names are
+/// [`SharedStr`]s shared by every entry that names the same one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub name: String,
-    pub task: String,
+    pub task: SharedStr,
     pub schedule: Schedule,
-    pub timezone_name: String,
+    pub timezone_name: SharedStr,
     pub timezone: TimeZone,
     /// The DST rule in force: the entry's `dst` over the kind's default.
     pub dst: DstRule,
+    pub enabled: bool,
+    pub misfire: Misfire,
     pub args: Vec<Json>,
-    pub kwargs: Map<String, Json>,
+    pub kwargs: Sparse<Map<String, Json>>,
     /// Options after merging the entry's own over the matching route over
     /// the file's defaults.
-    pub options: Options,
-    pub enabled: bool,
+    pub options: Sparse<Options>,
+    /// `start_at`, `end_at`, `grace` and `jitter`.
+    pub timing: Sparse<Timing>,
+    pub origin: Origin,
+}
+
+/// The rarely set bounds and tolerances of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timing {
     pub start_at: Option<Timestamp>,
     pub end_at: Option<Timestamp>,
-    pub misfire: Misfire,
     pub grace: Option<SignedDuration>,
     pub jitter: Option<SignedDuration>,
-    pub origin: Origin,
 }
 
 impl Entry {
     /// A key that changes whenever the entry's times change: schedule, zone,
     /// DST rule, bounds or jitter. A changed key means "a new schedule".
-    /// Sixteen hex digits: small enough to keep per entry at scale.
-    pub fn timing_key(&self) -> String {
+    ///
+    /// It is the 64-bit FNV-1a hash of the text
+    /// `{schedule.to_json()}|{zone}|{dst:?}|{start_at:?}|{end_at:?}|{jitter:?}`
+    /// (stored as sixteen hex digits), fed piece by piece without building
+    /// the JSON value or the text.
+    pub fn timing_key(&self) -> u64 {
         use std::fmt::Write;
-        // Hashed as it is formatted: the same bytes as formatting the text
-        // first, without building it.
         let mut h = Fnv1a(FNV_OFFSET);
-        write!(
-            h,
-            "{}|{}|{:?}|{:?}|{:?}|{:?}",
-            self.schedule.to_json(),
-            self.timezone_name,
-            self.dst,
-            self.start_at,
-            self.end_at,
-            self.jitter
-        )
-        .expect("hashing cannot fail");
-        format!("{:016x}", h.0)
+        hash_schedule_json(&mut h, &self.schedule);
+        h.add(b"|");
+        h.add(self.timezone_name.as_bytes());
+        h.add(b"|");
+        h.add(match (self.dst.gap, self.dst.fold) {
+            (Gap::Shift, Fold::First) => b"DstRule { gap: Shift, fold: First }",
+            (Gap::Shift, Fold::Both) => b"DstRule { gap: Shift, fold: Both }",
+            (Gap::Skip, Fold::First) => b"DstRule { gap: Skip, fold: First }",
+            (Gap::Skip, Fold::Both) => b"DstRule { gap: Skip, fold: Both }",
+        });
+        let t = &*self.timing;
+        let opt = |h: &mut Fnv1a, v: Option<&dyn std::fmt::Debug>| match v {
+            None => h.add(b"|None"),
+            Some(v) => write!(h, "|Some({v:?})").expect("hashing cannot fail"),
+        };
+        opt(&mut h, t.start_at.as_ref().map(|v| v as _));
+        opt(&mut h, t.end_at.as_ref().map(|v| v as _));
+        opt(&mut h, t.jitter.as_ref().map(|v| v as _));
+        h.0
     }
 
     /// The fixed delay this entry's runs get from `jitter`: a hash of the
     /// name mapped into `[0, jitter)`, whole milliseconds.
     pub fn jitter_offset(&self) -> SignedDuration {
-        let Some(j) = self.jitter else {
+        let Some(j) = self.timing.jitter else {
             return SignedDuration::ZERO;
         };
         let ms = j.as_millis();
@@ -156,18 +179,65 @@ impl Entry {
     /// `start_at`/`end_at`. `anchor` is the interval anchor (ignored by other
     /// kinds); `start_at` takes its place when set.
     pub fn next_after(&self, anchor: Timestamp, after: Timestamp) -> Option<Timestamp> {
-        let after = match self.start_at {
+        let t = &*self.timing;
+        let after = match t.start_at {
             // `start_at` itself is allowed: search from just before it.
             Some(s) if s > after => s.checked_sub(SignedDuration::from_nanos(1)).ok()?,
             _ => after,
         };
-        let anchor = self.start_at.unwrap_or(anchor);
+        let anchor = t.start_at.unwrap_or(anchor);
         let next = self
             .schedule
             .next_after(&self.timezone, self.dst, anchor, after)?;
-        match self.end_at {
+        match t.end_at {
             Some(end) if next >= end => None,
             _ => Some(next),
+        }
+    }
+}
+
+/// Feeds `h` the bytes of `s.to_json().to_string()` without building either.
+fn hash_schedule_json(h: &mut Fnv1a, s: &Schedule) {
+    let json = |h: &mut Fnv1a, v: &dyn erased::Ser| v.write(h);
+    match s {
+        Schedule::Cron { expr, .. } => {
+            h.add(br#"{"cron":"#);
+            json(h, expr);
+        }
+        Schedule::Crontab { fields, .. } => {
+            h.add(br#"{"crontab":"#);
+            json(h, &**fields);
+        }
+        Schedule::Every(i) => {
+            h.add(br#"{"every":"#);
+            json(h, &crate::duration::format(i.every));
+        }
+        Schedule::Solar(s) => {
+            h.add(br#"{"solar":{"event":"#);
+            json(h, &s.event.name());
+            h.add(br#","latitude":"#);
+            json(h, &s.latitude);
+            h.add(br#","longitude":"#);
+            json(h, &s.longitude);
+            h.add(b"}");
+        }
+        Schedule::At(at) => {
+            h.add(br#"{"at":"#);
+            json(h, &at.to_string());
+        }
+    }
+    h.add(b"}");
+}
+
+/// Serializing a value as compact JSON into the hasher, through one
+/// non-generic signature.
+mod erased {
+    pub trait Ser {
+        fn write(&self, h: &mut super::Fnv1a);
+    }
+    impl<T: serde::Serialize + ?Sized> Ser for T {
+        fn write(&self, h: &mut super::Fnv1a) {
+            serde_json::to_writer(h, self).expect("hashing cannot fail");
         }
     }
 }
@@ -181,7 +251,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h.0
 }
 
-/// FNV-1a fed by `write!`.
+/// FNV-1a fed by `write!` or as an `io::Write`.
 struct Fnv1a(u64);
 
 impl Fnv1a {
@@ -197,6 +267,270 @@ impl std::fmt::Write for Fnv1a {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.add(s.as_bytes());
         Ok(())
+    }
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.add(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An immutable string shared by every holder (an `Arc<str>` that reads,
+/// compares, prints and serializes as the text). [`SharedStr::interned`]
+/// gives equal texts one allocation.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The pooled copy of `s`: entries naming the same task or zone share
+    /// it. The pool forgets texts no entry holds any more whenever it has
+    /// doubled since it last looked, so it stays within twice the texts in
+    /// use.
+    pub fn interned(s: &str) -> SharedStr {
+        let mut pool = POOL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = pool.texts.get(s) {
+            return SharedStr(a.clone());
+        }
+        if pool.texts.len() >= pool.prune_at {
+            pool.texts.retain(|a| Arc::strong_count(a) > 1);
+            pool.prune_at = (2 * pool.texts.len()).max(POOL_MIN);
+        }
+        let a: Arc<str> = s.into();
+        pool.texts.insert(a.clone());
+        SharedStr(a)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+struct Pool {
+    texts: std::collections::HashSet<Arc<str>>,
+    prune_at: usize,
+}
+
+const POOL_MIN: usize = 1024;
+
+static POOL: std::sync::LazyLock<std::sync::Mutex<Pool>> = std::sync::LazyLock::new(|| {
+    std::sync::Mutex::new(Pool {
+        texts: Default::default(),
+        prune_at: POOL_MIN,
+    })
+});
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> SharedStr {
+        SharedStr(s.into())
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> SharedStr {
+        SharedStr(s.into())
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for SharedStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A value most entries leave at its default: one pointer, allocated only
+/// when set. Reads see the default when unset; writes through `DerefMut`
+/// allocate.
+#[derive(Clone)]
+pub struct Sparse<T: Rare>(Option<Box<T>>);
+
+/// Types kept in a [`Sparse`]: a shared, immutable default.
+pub trait Rare: Default + PartialEq + 'static {
+    fn empty() -> &'static Self;
+}
+
+impl<T: Rare> Sparse<T> {
+    /// `v`, stored only if it is not the default.
+    pub fn new(v: T) -> Sparse<T> {
+        if v == *T::empty() {
+            Sparse(None)
+        } else {
+            Sparse(Some(Box::new(v)))
+        }
+    }
+}
+
+impl<T: Rare> Default for Sparse<T> {
+    fn default() -> Self {
+        Sparse(None)
+    }
+}
+
+impl<T: Rare> From<T> for Sparse<T> {
+    fn from(v: T) -> Sparse<T> {
+        Sparse::new(v)
+    }
+}
+
+impl<T: Rare> std::ops::Deref for Sparse<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_deref().unwrap_or(T::empty())
+    }
+}
+
+impl<T: Rare> std::ops::DerefMut for Sparse<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Default::default)
+    }
+}
+
+impl<T: Rare> PartialEq for Sparse<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Rare + std::fmt::Debug> std::fmt::Debug for Sparse<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl<T: Rare + serde::Serialize> serde::Serialize for Sparse<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl Rare for Options {
+    fn empty() -> &'static Options {
+        static EMPTY: std::sync::LazyLock<Options> = std::sync::LazyLock::new(Options::default);
+        &EMPTY
+    }
+}
+
+impl Rare for Map<String, Json> {
+    fn empty() -> &'static Map<String, Json> {
+        static EMPTY: std::sync::LazyLock<Map<String, Json>> = std::sync::LazyLock::new(Map::new);
+        &EMPTY
+    }
+}
+
+impl Rare for Timing {
+    fn empty() -> &'static Timing {
+        static EMPTY: Timing = Timing {
+            start_at: None,
+            end_at: None,
+            grace: None,
+            jitter: None,
+        };
+        &EMPTY
+    }
+}
+
+/// An entry in a set keyed by its name: maps from name to entry without a
+/// second copy of each name.
+#[derive(Debug, Clone)]
+pub struct ByName(pub Arc<Entry>);
+
+impl PartialEq for ByName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ByName {}
+
+impl std::hash::Hash for ByName {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.name.as_str().hash(h)
+    }
+}
+
+impl std::borrow::Borrow<str> for ByName {
+    fn borrow(&self) -> &str {
+        &self.0.name
+    }
+}
+
+/// Where the entries defined in files come from, by name (the API and the
+/// database syncer refuse to write those names).
+#[derive(Debug, Default)]
+pub struct FileOrigins(std::collections::HashSet<ByName>);
+
+impl FileOrigins {
+    pub fn get(&self, name: &str) -> Option<&Origin> {
+        self.0.get(name).map(|e| &e.0.origin)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Arc<Entry>> for FileOrigins {
+    fn from_iter<I: IntoIterator<Item = Arc<Entry>>>(it: I) -> Self {
+        FileOrigins(it.into_iter().map(ByName).collect())
     }
 }
 
@@ -756,20 +1090,22 @@ pub fn parse_entry(
     }
     Some(Entry {
         name: name.to_string(),
-        task: task?,
+        task: SharedStr::interned(&task?),
         schedule: schedule?,
-        timezone_name: tz_name,
+        timezone_name: SharedStr::interned(&tz_name),
         timezone: tz,
         dst,
-        args,
-        kwargs,
-        options,
         enabled,
-        start_at,
-        end_at,
         misfire,
-        grace,
-        jitter,
+        args,
+        kwargs: Sparse::new(kwargs),
+        options: Sparse::new(options),
+        timing: Sparse::new(Timing {
+            start_at,
+            end_at,
+            grace,
+            jitter,
+        }),
         origin: Origin {
             source: ctx.source.clone(),
             pos: name_pos,
@@ -887,7 +1223,10 @@ fn parse_schedule(
                 return None;
             }
             match Crontab::parse(&f) {
-                Ok(crontab) => Some(Schedule::Crontab { fields: f, crontab }),
+                Ok(crontab) => Some(Schedule::Crontab {
+                    fields: Box::new(f),
+                    crontab,
+                }),
                 Err(e) => {
                     let at = n.get(e.field).unwrap_or(n);
                     c.err(at, &join(path, e.field), format!("invalid crontab: {e}"));
@@ -1014,25 +1353,169 @@ pub(crate) mod tests {
         assert_eq!(merged.headers.get("a"), Some(&Json::from(1)));
     }
 
-    #[test]
-    fn timing_key_is_the_hash_of_its_text() {
-        let e = sample();
+    /// The formula of every earlier release: FNV-1a over the formatted
+    /// text. Keys in saved state must not change on upgrade.
+    fn timing_key_as_before(e: &Entry) -> String {
+        let t = &*e.timing;
         let text = format!(
             "{}|{}|{:?}|{:?}|{:?}|{:?}",
             e.schedule.to_json(),
             e.timezone_name,
             e.dst,
-            e.start_at,
-            e.end_at,
-            e.jitter
+            t.start_at,
+            t.end_at,
+            t.jitter
         );
-        assert_eq!(e.timing_key(), format!("{:016x}", fnv1a(text.as_bytes())));
+        format!("{:016x}", fnv1a(text.as_bytes()))
+    }
+
+    const EVERY_KIND: &str = r#"
+schedules:
+  cron: {task: t, cron: '0 9 * * mon-fri'}
+  cron-seconds: {task: t, cron: '*/5 * * * * *', timezone: Europe/Berlin}
+  cron-macro: {task: t, cron: '@yearly', timezone: America/New_York, dst: {gap: skip, fold: both}}
+  cron-names: {task: t, cron: '30 2 1,15 jan-jun sun', timezone: Australia/Lord_Howe, dst: {gap: shift}}
+  crontab: {task: t, crontab: {minute: [0, 30], hour: '*/3', day_of_week: mon-fri}}
+  crontab-all: {task: t, crontab: {minute: 5, hour: 22-2, day_of_week: '*', day_of_month: 1-10/3, month_of_year: jan}}
+  every: {task: t, every: 1h30m}
+  every-ms: {task: t, every: 500ms, jitter: 30s}
+  every-bounded: {task: t, every: 90, start_at: '2026-01-01T00:00:00Z', end_at: '2026-06-01T12:30:00.5+02:00', grace: 10m}
+  solar: {task: t, solar: {event: sunrise, latitude: 52.52, longitude: 13.405}, timezone: Europe/Berlin}
+  solar-int: {task: t, solar: {event: dusk_astronomical, latitude: -33, longitude: 151}}
+  at: {task: t, at: '2026-12-01T09:00:00.123456789+01:00'}
+  at-civil: {task: t, at: '2026-03-29 02:30:00', timezone: Europe/Berlin, jitter: 1h2m3s4ms}
+  zoned-file-bounds: {task: t, cron: '0 0 * * *', start_at: '2026-01-01 00:00:00', timezone: Asia/Kolkata}
+"#;
+
+    #[test]
+    fn timing_key_is_the_hash_of_its_old_text_for_every_kind() {
+        let entries =
+            crate::source::yaml::load_str("k.yaml", EVERY_KIND, &None).expect("valid entries");
+        assert_eq!(entries.len(), 14);
+        let kinds: std::collections::BTreeSet<&str> =
+            entries.iter().map(|e| e.schedule.kind()).collect();
+        assert_eq!(kinds.len(), 5, "every kind is covered");
+        for e in &entries {
+            assert_eq!(
+                format!("{:016x}", e.timing_key()),
+                timing_key_as_before(e),
+                "{}",
+                e.name
+            );
+        }
+        // Fixed values, so a change to `Schedule::to_json` (which the old
+        // formula follows) cannot move both sides at once.
+        let key = |name: &str| {
+            let e = entries.iter().find(|e| e.name == name).expect("entry");
+            format!("{:016x}", e.timing_key())
+        };
+        assert_eq!(key("cron"), GOLDEN_CRON);
+        assert_eq!(key("crontab-all"), GOLDEN_CRONTAB);
+        assert_eq!(key("every-bounded"), GOLDEN_EVERY);
+        assert_eq!(key("solar"), GOLDEN_SOLAR);
+        assert_eq!(key("at-civil"), GOLDEN_AT);
+    }
+
+    const GOLDEN_CRON: &str = "c1d0a620c8b10238";
+    const GOLDEN_CRONTAB: &str = "35711a6eeb854d64";
+    const GOLDEN_EVERY: &str = "c17993e06da7f574";
+    const GOLDEN_SOLAR: &str = "f1f595ed49cb7432";
+    const GOLDEN_AT: &str = "59cafd9af423f5a8";
+
+    #[test]
+    fn the_timing_key_changes_with_each_timing_field() {
+        let base = sample();
+        let mut keys = vec![base.timing_key()];
+        let mut e = base.clone();
+        e.timing.start_at = Some(Timestamp::UNIX_EPOCH);
+        keys.push(e.timing_key());
+        let mut e = base.clone();
+        e.timing.end_at = Some(Timestamp::UNIX_EPOCH);
+        keys.push(e.timing_key());
+        let mut e = base.clone();
+        e.timing.jitter = Some(SignedDuration::from_secs(1));
+        keys.push(e.timing_key());
+        let mut e = base.clone();
+        e.dst = DstRule::default_for(true);
+        keys.push(e.timing_key());
+        let mut e = base.clone();
+        e.timezone_name = "Europe/Berlin".into();
+        keys.push(e.timing_key());
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "each field moves the key");
+        let mut e = base.clone();
+        e.timing.grace = Some(SignedDuration::from_secs(1));
+        e.task = "other".into();
+        assert_eq!(e.timing_key(), base.timing_key(), "grace and task do not");
+    }
+
+    #[test]
+    fn entries_share_task_and_zone_names() {
+        let entries = crate::source::yaml::load_str("k.yaml", EVERY_KIND, &None).expect("valid");
+        let a = entries.iter().find(|e| e.name == "cron").unwrap();
+        let b = entries.iter().find(|e| e.name == "every").unwrap();
+        assert!(Arc::ptr_eq(&a.task.0, &b.task.0));
+        assert!(Arc::ptr_eq(&a.timezone_name.0, &b.timezone_name.0));
+        let berlin: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.timezone_name == "Europe/Berlin")
+            .collect();
+        assert_eq!(berlin.len(), 3);
+        assert!(Arc::ptr_eq(
+            &berlin[0].timezone_name.0,
+            &berlin[2].timezone_name.0
+        ));
+    }
+
+    #[test]
+    fn the_pool_forgets_texts_no_one_holds() {
+        let held: Vec<SharedStr> = (0..10)
+            .map(|i| SharedStr::interned(&format!("pool-test-held-{i}")))
+            .collect();
+        for i in 0..5 * POOL_MIN {
+            drop(SharedStr::interned(&format!("pool-test-dropped-{i}")));
+        }
+        let pool = POOL.lock().unwrap();
+        assert!(pool.texts.len() <= pool.prune_at.max(2 * POOL_MIN));
+        for h in &held {
+            assert!(pool.texts.contains(h.as_str()), "held texts stay pooled");
+        }
+    }
+
+    #[test]
+    fn sparse_parts_allocate_only_when_set() {
+        let e = sample();
+        assert!(e.options.0.is_none() && e.kwargs.0.is_none() && e.timing.0.is_none());
+        assert_eq!(*e.options, Options::default());
+        let mut o = Options::default();
+        assert!(
+            Sparse::new(o.clone()).0.is_none(),
+            "a default is not stored"
+        );
+        o.priority = Some(3);
+        let s = Sparse::new(o.clone());
+        assert_eq!(s.priority, Some(3));
+        assert_eq!(s, Sparse::from(o));
+        let mut k: Sparse<Map<String, Json>> = Sparse::default();
+        k.insert("a".into(), Json::from(1));
+        assert_eq!(serde_json::to_string(&k).unwrap(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn file_origins_find_entries_by_name() {
+        let entries = crate::source::yaml::load_str("k.yaml", EVERY_KIND, &None).expect("valid");
+        let files: FileOrigins = entries.into_iter().map(Arc::new).collect();
+        assert_eq!(files.len(), 14);
+        assert_eq!(files.get("solar").unwrap().to_string(), "k.yaml:12:3");
+        assert!(files.get("nope").is_none());
     }
 
     #[test]
     fn jitter_is_stable_and_bounded() {
         let mut e = sample();
-        e.jitter = Some(SignedDuration::from_secs(30));
+        e.timing.jitter = Some(SignedDuration::from_secs(30));
         let a = e.jitter_offset();
         assert_eq!(a, e.clone().jitter_offset());
         assert!(a >= SignedDuration::ZERO && a < SignedDuration::from_secs(30));
@@ -1050,15 +1533,12 @@ pub(crate) mod tests {
             timezone_name: "UTC".into(),
             timezone: TimeZone::UTC,
             dst: DstRule::default_for(false),
-            args: vec![],
-            kwargs: Map::new(),
-            options: Options::default(),
             enabled: true,
-            start_at: None,
-            end_at: None,
             misfire: Misfire::Once,
-            grace: None,
-            jitter: None,
+            args: vec![],
+            kwargs: Sparse::default(),
+            options: Sparse::default(),
+            timing: Sparse::default(),
             origin: Origin::default(),
         }
     }
@@ -1067,8 +1547,8 @@ pub(crate) mod tests {
     fn start_and_end_bound_the_runs() {
         let mut e = sample();
         let t = |s: &str| s.parse::<Timestamp>().unwrap();
-        e.start_at = Some(t("2026-01-01T00:00:30Z"));
-        e.end_at = Some(t("2026-01-01T00:02:30Z"));
+        e.timing.start_at = Some(t("2026-01-01T00:00:30Z"));
+        e.timing.end_at = Some(t("2026-01-01T00:02:30Z"));
         let anchor = t("2025-01-01T00:00:00Z");
         assert_eq!(
             e.next_after(anchor, t("2025-06-01T00:00:00Z")),

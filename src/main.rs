@@ -513,7 +513,7 @@ fn next(a: &NextArgs) -> anyhow::Result<ExitCode> {
                     ),
                     run.due.to_string(),
                     e.name.clone(),
-                    e.task.clone(),
+                    e.task.to_string(),
                 ]
             })
             .collect();
@@ -625,12 +625,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let yaml_entries = entries.clone();
-    let files: std::sync::Arc<std::collections::HashMap<_, _>> = std::sync::Arc::new(
-        entries
-            .iter()
-            .map(|e| (e.name.clone(), e.origin.clone()))
-            .collect(),
-    );
+    let files: std::sync::Arc<metronome::entry::FileOrigins> =
+        std::sync::Arc::new(entries.iter().cloned().collect());
     // Standalone without a database: the state file is opened (and locked)
     // before anything else. With a lease, run state lives in its Redis.
     let file_state = match (&a.database, &lease) {

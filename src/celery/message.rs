@@ -189,7 +189,7 @@ impl Message {
         if self.entry.kwargs.is_empty() {
             return "{}".into();
         }
-        repr(&Json::Object(self.entry.kwargs.clone()))
+        repr(&Json::Object((*self.entry.kwargs).clone()))
     }
 
     /// The Celery protocol v2 headers.
@@ -512,7 +512,8 @@ mod tests {
         e.options = Options {
             expires: Some(Expires::After(SignedDuration::from_secs(30))),
             ..Default::default()
-        };
+        }
+        .into();
         Arc::new(e)
     }
 
@@ -626,7 +627,7 @@ mod tests {
         let mut e = (*entry()).clone();
         variants.push(e.clone());
         e.args = vec![];
-        e.kwargs = Map::new();
+        e.kwargs = Map::new().into();
         e.options.expires = None;
         variants.push(e.clone());
         e.name = "ünï\"code\n".into();

@@ -128,9 +128,9 @@ fn view(e: &Entry, st: &EntryState, next: Option<Run>) -> ScheduleView {
     let db = *e.origin.source == *SOURCE;
     ScheduleView {
         name: e.name.clone(),
-        task: Some(e.task.clone()),
+        task: Some(e.task.to_string()),
         schedule: Some(e.schedule.to_json()),
-        timezone: Some(e.timezone_name.clone()),
+        timezone: Some(e.timezone_name.to_string()),
         enabled: Some(e.enabled),
         source: if db { "database" } else { "file" }.into(),
         location: e.origin.to_string(),
@@ -263,7 +263,7 @@ fn next_run(e: &Entry, run: Run) -> NextRun {
     let at = run.due.to_zoned(e.timezone.clone());
     NextRun {
         schedule: e.name.clone(),
-        task: e.task.clone(),
+        task: e.task.to_string(),
         at: at.strftime("%Y-%m-%dT%H:%M:%S%.f%:z").to_string(),
         utc: run.due.to_string(),
     }

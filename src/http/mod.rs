@@ -11,7 +11,6 @@
 pub mod api;
 pub mod dashboard;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -26,7 +25,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::entry::{Context, Origin};
+use crate::entry::{Context, FileOrigins};
 use crate::lease::Role;
 use crate::service::Handle;
 use crate::source::sql::{Db, SOURCE, SyncClient};
@@ -42,7 +41,7 @@ pub struct AppState {
     pub db: Option<Db>,
     pub sync: Option<SyncClient>,
     /// Entries defined in files, by name (read-only through the API).
-    pub files: Arc<HashMap<String, Origin>>,
+    pub files: Arc<FileOrigins>,
     /// The context API bodies are validated in (that of database rows).
     pub ctx: Context,
     /// `METRONOME_API_TOKEN`; `None` disables writes (403).

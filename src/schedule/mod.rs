@@ -33,7 +33,8 @@ pub enum Schedule {
     Cron { expr: String, cron: Cron },
     /// Celery crontab fields and their parsed form.
     Crontab {
-        fields: CrontabFields,
+        /// Boxed: five strings, rarely used, would double every schedule.
+        fields: Box<CrontabFields>,
         crontab: Crontab,
     },
     /// An anchored interval.

@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::broker::mask_url;
-use crate::entry::{self, Context, ENTRY_KEYS, Entry, FieldError, Origin};
+use crate::entry::{self, Context, ENTRY_KEYS, Entry, FieldError, FileOrigins};
 use crate::service::{Command, Handle};
 use crate::source::yaml::node::{Node, Pos};
 
@@ -546,7 +546,7 @@ pub struct Syncer {
     db: Db,
     ctx: Context,
     /// Names defined in files, which database rows may not reuse.
-    files: Arc<HashMap<String, Origin>>,
+    files: Arc<FileOrigins>,
     handle: Handle,
     status: SharedStatus,
     /// Version of every row last seen (valid or not).
@@ -565,7 +565,7 @@ impl Syncer {
     pub async fn load(
         db: Db,
         ctx: Context,
-        files: Arc<HashMap<String, Origin>>,
+        files: Arc<FileOrigins>,
         handle: Handle,
     ) -> Result<(Syncer, SyncClient, Vec<Entry>), DbError> {
         let (tx, refresh) = mpsc::channel(64);

@@ -7,7 +7,7 @@
 //! is applied as a difference: only added, changed and removed entries are
 //! sent to the scheduler, so unchanged entries keep their next run.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use super::yaml::{self, DefaultZone};
-use crate::entry::Entry;
+use crate::entry::{ByName, Entry};
 use crate::service::{Command, Handle};
 
 /// How often files are checked for changes.
@@ -53,16 +53,17 @@ pub struct Diff {
 }
 
 /// The difference from `old` to `new`, by entry name.
-pub fn diff(old: &HashMap<String, Arc<Entry>>, new: &[Arc<Entry>]) -> Diff {
+pub fn diff(old: &HashSet<ByName>, new: &[Arc<Entry>]) -> Diff {
     let mut d = Diff::default();
     for e in new {
-        if old.get(&e.name) != Some(e) {
+        if old.get(e.name.as_str()).map(|o| &o.0) != Some(e) {
             d.upsert.push(Arc::clone(e));
         }
     }
     let names: std::collections::HashSet<&str> = new.iter().map(|e| e.name.as_str()).collect();
     d.remove = old
-        .keys()
+        .iter()
+        .map(|o| &o.0.name)
         .filter(|n| !names.contains(n.as_str()))
         .cloned()
         .collect();
@@ -101,8 +102,8 @@ pub async fn run(
             None
         }
     };
-    let mut current: HashMap<String, Arc<Entry>> =
-        initial.into_iter().map(|e| (e.name.clone(), e)).collect();
+    // By name, without a copy of each name.
+    let mut current: HashSet<ByName> = initial.into_iter().map(ByName).collect();
     let mut seen = fingerprint(&paths);
     loop {
         let forced = tokio::select! {
@@ -139,7 +140,7 @@ pub async fn run(
                 if !d.remove.is_empty() && !handle.send(Command::Remove(d.remove)).await {
                     return;
                 }
-                current = entries.into_iter().map(|e| (e.name.clone(), e)).collect();
+                current = entries.into_iter().map(ByName).collect();
                 info!(
                     reason,
                     entries = current.len(),
@@ -181,10 +182,7 @@ mod tests {
     #[test]
     fn diff_sends_only_what_changed() {
         let old = load_str("a.yaml", "schedules:\n  a: {task: t, every: 1s}\n  b: {task: t, every: 2s}\n  c: {task: t, every: 3s}\n", &None).unwrap();
-        let old: HashMap<String, Arc<Entry>> = old
-            .into_iter()
-            .map(|e| (e.name.clone(), Arc::new(e)))
-            .collect();
+        let old: HashSet<ByName> = old.into_iter().map(|e| ByName(Arc::new(e))).collect();
         let new = load_str("a.yaml", "schedules:\n  a: {task: t, every: 1s}\n  b: {task: t, every: 5s}\n  d: {task: t, every: 3s}\n", &None).unwrap();
         let new: Vec<Arc<Entry>> = new.into_iter().map(Arc::new).collect();
         let d = diff(&old, &new);

@@ -69,7 +69,7 @@ pub async fn load(db: &Db) -> Result<BTreeMap<String, EntryState>, DbError> {
                     total_runs: r.total_runs.max(0) as u64,
                     last_error: r.last_error,
                     anchor: ts(r.anchor),
-                    timing_key: r.timing_key,
+                    timing_key: r.timing_key.into(),
                     // Unreadable history (edited by hand) is dropped, not fatal.
                     history: serde_json::from_str(&r.history).unwrap_or_default(),
                 },
@@ -92,7 +92,7 @@ macro_rules! write_batch {
                     .push_bind(s.total_runs.min(i64::MAX as u64) as i64)
                     .push_bind(s.last_error.clone())
                     .push_bind(s.anchor.map(|t| t.to_string()))
-                    .push_bind(s.timing_key.clone())
+                    .push_bind(s.timing_key.to_string())
                     .push_bind(serde_json::to_string(&s.history).unwrap_or_else(|_| "[]".into()));
             });
             q.push(concat!(

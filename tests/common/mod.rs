@@ -445,7 +445,7 @@ schedules:
     for (e, m) in es.iter().zip(&msgs) {
         let r = row(&rows, &e.name);
         assert_eq!(r["args"], Json::Array(e.args.clone()), "{}", e.name);
-        assert_eq!(r["kwargs"], Json::Object(e.kwargs.clone()), "{}", e.name);
+        assert_eq!(r["kwargs"], Json::Object((*e.kwargs).clone()), "{}", e.name);
         assert_eq!(r["id"], m.task_id.to_string());
         assert_eq!(r["task"], "tasks.record");
         assert_eq!(r["headers"]["scheduled_at"], at.to_string());
