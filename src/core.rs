@@ -25,11 +25,12 @@
 //! the failed run comes back as a missed run.
 
 use std::collections::{BTreeSet, BinaryHeap};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::NameHasher;
 use crate::entry::{Entry, Expires, MISFIRE_ALL_LIMIT, Misfire};
 use crate::schedule::Schedule;
 use crate::state::{EntryState, HistoryItem, HistoryOutcome, TimingKey};
@@ -123,7 +124,7 @@ pub struct Scheduler {
     free: Vec<u32>,
     /// Slot numbers, hashed by their entry's name (the name is not copied).
     by_name: hashbrown::HashTable<u32>,
-    hasher: RandomState,
+    hasher: NameHasher,
     queue: BTreeSet<(Timestamp, u32)>,
     active_since: Option<Timestamp>,
 }
@@ -135,6 +136,15 @@ const CATCH_UP_WALK_LIMIT: u64 = 5_000_000;
 impl Scheduler {
     pub fn new() -> Scheduler {
         Scheduler::default()
+    }
+
+    /// Makes room for `additional` more entries (one allocation instead of
+    /// repeated growth when loading many).
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.by_name
+            .reserve(additional, |&id| hasher.hash_one(slot_name(slots, id)));
     }
 
     pub fn len(&self) -> usize {

@@ -313,7 +313,7 @@ impl SharedStr {
 }
 
 struct Pool {
-    texts: std::collections::HashSet<Arc<str>>,
+    texts: std::collections::HashSet<Arc<str>, crate::NameHasher>,
     prune_at: usize,
 }
 
@@ -512,7 +512,7 @@ impl std::borrow::Borrow<str> for ByName {
 /// Where the entries defined in files come from, by name (the API and the
 /// database syncer refuse to write those names).
 #[derive(Debug, Default)]
-pub struct FileOrigins(std::collections::HashSet<ByName>);
+pub struct FileOrigins(std::collections::HashSet<ByName, crate::NameHasher>);
 
 impl FileOrigins {
     pub fn get(&self, name: &str) -> Option<&Origin> {

@@ -176,14 +176,15 @@ async fn save_all(
     sched: &Scheduler,
     dirty: &mut Dirty,
 ) -> Result<(), StateError> {
+    let all = sched.iter().map(|(e, s, _)| (e.name.as_str(), s));
     if let StateStore::File(f) = store {
         dirty.changed.clear();
-        return Ok(f
-            .snapshot(sched.iter().map(|(e, s, _)| (e.name.as_str(), s)), false)
-            .await?);
+        return Ok(f.snapshot(all, false).await?);
     }
-    dirty.changed.extend(sched.names().map(str::to_string));
-    save(store, sched, dirty, None).await
+    store.save(all, &dirty.removed, None).await?;
+    dirty.changed.clear();
+    dirty.removed.clear();
+    Ok(())
 }
 
 /// A save error: fatal for the local file, else `false` (dispatch pauses;
@@ -290,6 +291,7 @@ pub async fn run(
             .insert(INSTANCE_HEADER.into(), serde_json::json!(h.instance));
     }
     let mut sched = Scheduler::new();
+    sched.reserve(entries.len());
     let now = Timestamp::now();
     let mut states = states;
     for e in entries {
@@ -379,9 +381,6 @@ pub async fn run(
         };
         let role = ha.as_mut().map(|h| &mut h.role);
         let wake = next_wake(wait, &mut shutdown, &mut commands, role).await;
-        if std::mem::take(&mut first_save) {
-            saved(save_all(&store, &sched, &mut dirty).await)?;
-        }
         match wake {
             Wake::Timer => {}
             Wake::Shutdown => break,
@@ -403,6 +402,11 @@ pub async fn run(
                     }
                 }
             }
+        }
+        // After the wake is handled: a readiness probe that woke us is
+        // answered first.
+        if std::mem::take(&mut first_save) {
+            saved(save_all(&store, &sched, &mut dirty).await)?;
         }
     }
     sched.pause();

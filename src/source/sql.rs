@@ -550,9 +550,9 @@ pub struct Syncer {
     handle: Handle,
     status: SharedStatus,
     /// Version of every row last seen (valid or not).
-    known: HashMap<String, i64>,
+    known: HashMap<String, i64, crate::NameHasher>,
     /// Database entries currently in the scheduler.
-    applied: HashSet<String>,
+    applied: HashSet<String, crate::NameHasher>,
     refresh: mpsc::Receiver<Refresh>,
     /// SQLite: the change version last read.
     seen_version: i64,
@@ -579,16 +579,15 @@ impl Syncer {
             files,
             handle,
             status: status.clone(),
-            known: HashMap::new(),
-            applied: HashSet::new(),
+            known: HashMap::default(),
+            applied: HashSet::default(),
             refresh,
             seen_version: 0,
         };
         if let Db::Sqlite(p) = &s.db {
             s.seen_version = Db::sqlite_version(p).await?;
         }
-        let rows = s.db.all_rows().await?;
-        let entries = s.absorb(rows, &[]);
+        let entries = s.load_all().await?;
         info!(
             entries = entries.len(),
             invalid = s.status.read().expect("status lock").invalid.len(),
@@ -597,20 +596,84 @@ impl Syncer {
         Ok((s, SyncClient { tx, status }, entries))
     }
 
+    /// Reads every row and validates it on every core. On PostgreSQL the
+    /// rows come through a cursor in pages (one snapshot), each page
+    /// validated while the next is fetched.
+    async fn load_all(&mut self) -> Result<Vec<Entry>, DbError> {
+        let pool = match &self.db {
+            Db::Postgres(p) => p.clone(),
+            Db::Sqlite(_) => {
+                let rows = self.db.all_rows().await?;
+                return Ok(self.absorb(rows, &[]));
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Row>>();
+        let (files, ctx) = (self.files.clone(), self.ctx.clone());
+        let worker = std::thread::spawn(move || {
+            rx.into_iter()
+                .map(|rows| {
+                    let checked = par_map(&rows, |r| check_row(&files, &ctx, r));
+                    (rows, checked)
+                })
+                .collect::<Vec<(Vec<Row>, Vec<Result<Entry, String>>)>>()
+        });
+        let fetched: Result<(), sqlx::Error> = async {
+            let mut t = pool.begin().await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DECLARE metronome_load NO SCROLL CURSOR FOR SELECT {PG_COLUMNS} FROM metronome_schedule"
+            )))
+            .execute(&mut *t)
+            .await?;
+            loop {
+                let page = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
+                    "FETCH {LOAD_PAGE} FROM metronome_load"
+                )))
+                .fetch_all(&mut *t)
+                .await?;
+                let last = page.len() < LOAD_PAGE;
+                if !page.is_empty() {
+                    let _ = tx.send(page);
+                }
+                if last {
+                    break;
+                }
+            }
+            t.commit().await
+        }
+        .await;
+        drop(tx);
+        let pages = tokio::task::spawn_blocking(move || worker.join())
+            .await
+            .expect("join task runs")
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        fetched?;
+        let mut out = Vec::new();
+        for (rows, checked) in pages {
+            out.extend(self.record(rows, checked, &[]));
+        }
+        Ok(out)
+    }
+
     /// Records `rows` (new versions) and `gone` (deleted names); returns
     /// the valid entries to upsert.
     fn absorb(&mut self, rows: Vec<Row>, gone: &[String]) -> Vec<Entry> {
+        // Validation is pure and dominates a large load: on every core.
+        let checked = par_map(&rows, |r| check_row(&self.files, &self.ctx, r));
+        self.record(rows, checked, gone)
+    }
+
+    /// [`Syncer::absorb`] once the rows are checked.
+    fn record(
+        &mut self,
+        rows: Vec<Row>,
+        checked: Vec<Result<Entry, String>>,
+        gone: &[String],
+    ) -> Vec<Entry> {
         let mut status = self.status.write().expect("status lock");
-        let mut out = Vec::new();
-        for row in rows {
+        let mut out = Vec::with_capacity(rows.len());
+        self.known.reserve(rows.len());
+        for (row, checked) in rows.into_iter().zip(checked) {
             self.known.insert(row.name.clone(), row.version);
-            let checked = match self.files.get(&row.name) {
-                Some(origin) => Err(format!(
-                    "duplicate schedule name `{}`: defined at {origin} and in the {SOURCE}; the database row is ignored",
-                    row.name
-                )),
-                None => row.to_entry(&self.ctx),
-            };
             match checked {
                 Ok(e) => {
                     if status.invalid.remove(&row.name).is_some() {
@@ -888,9 +951,80 @@ pub fn body_keys() -> Vec<&'static str> {
     k
 }
 
+/// Rows per page when loading everything at start.
+const LOAD_PAGE: usize = 50_000;
+
+/// A row as an entry, or why not (invalid, or its name is a file's).
+fn check_row(files: &FileOrigins, ctx: &Context, row: &Row) -> Result<Entry, String> {
+    match files.get(&row.name) {
+        Some(origin) => Err(format!(
+            "duplicate schedule name `{}`: defined at {origin} and in the {SOURCE}; the database row is ignored",
+            row.name
+        )),
+        None => row.to_entry(ctx),
+    }
+}
+
+/// Below this many items per thread, [`par_map`] uses fewer threads.
+const MIN_PER_THREAD: usize = 4096;
+
+/// `f` over `items` on up to one thread per core, results in order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(items.len() / MIN_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let mut chunks = items.chunks(chunk);
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out: Vec<R> = Vec::with_capacity(items.len());
+        out.extend(first.iter().map(f));
+        for h in handles {
+            out.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn par_map_keeps_order_on_every_thread_count() {
+        for n in [
+            0,
+            1,
+            MIN_PER_THREAD - 1,
+            MIN_PER_THREAD * 2 + 7,
+            MIN_PER_THREAD * 5,
+        ] {
+            let items: Vec<usize> = (0..n).collect();
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let out = par_map(&items, |i| {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                i * 3
+            });
+            assert_eq!(
+                out,
+                items.iter().map(|i| i * 3).collect::<Vec<_>>(),
+                "n = {n}"
+            );
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            let used = threads.lock().unwrap().len();
+            if n >= 2 * MIN_PER_THREAD && cores > 1 {
+                assert!(used > 1, "n = {n}: one thread");
+            } else if n < MIN_PER_THREAD * 2 {
+                assert!(used <= 1, "n = {n}: {used} threads");
+            }
+        }
+    }
     use serde_json::json;
 
     fn row_from(body: &Json) -> Row {

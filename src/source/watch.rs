@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use super::yaml::{self, DefaultZone};
+use crate::NameHasher;
 use crate::entry::{ByName, Entry};
 use crate::service::{Command, Handle};
 
@@ -53,7 +54,7 @@ pub struct Diff {
 }
 
 /// The difference from `old` to `new`, by entry name.
-pub fn diff(old: &HashSet<ByName>, new: &[Arc<Entry>]) -> Diff {
+pub fn diff(old: &HashSet<ByName, NameHasher>, new: &[Arc<Entry>]) -> Diff {
     let mut d = Diff::default();
     for e in new {
         if old.get(e.name.as_str()).map(|o| &o.0) != Some(e) {
@@ -103,7 +104,7 @@ pub async fn run(
         }
     };
     // By name, without a copy of each name.
-    let mut current: HashSet<ByName> = initial.into_iter().map(ByName).collect();
+    let mut current: HashSet<ByName, NameHasher> = initial.into_iter().map(ByName).collect();
     let mut seen = fingerprint(&paths);
     loop {
         let forced = tokio::select! {
@@ -182,7 +183,8 @@ mod tests {
     #[test]
     fn diff_sends_only_what_changed() {
         let old = load_str("a.yaml", "schedules:\n  a: {task: t, every: 1s}\n  b: {task: t, every: 2s}\n  c: {task: t, every: 3s}\n", &None).unwrap();
-        let old: HashSet<ByName> = old.into_iter().map(|e| ByName(Arc::new(e))).collect();
+        let old: HashSet<ByName, NameHasher> =
+            old.into_iter().map(|e| ByName(Arc::new(e))).collect();
         let new = load_str("a.yaml", "schedules:\n  a: {task: t, every: 1s}\n  b: {task: t, every: 5s}\n  d: {task: t, every: 3s}\n", &None).unwrap();
         let new: Vec<Arc<Entry>> = new.into_iter().map(Arc::new).collect();
         let d = diff(&old, &new);

@@ -277,7 +277,8 @@ pub fn trim_heap() {
 
 /// Errors for names defined more than once across sources.
 pub fn duplicate_names(entries: &[Entry]) -> Vec<LoadError> {
-    let mut seen: HashMap<&str, &Entry> = HashMap::with_capacity(entries.len());
+    let mut seen: HashMap<&str, &Entry, crate::NameHasher> =
+        HashMap::with_capacity_and_hasher(entries.len(), Default::default());
     let mut out = Vec::new();
     for e in entries {
         if let Some(first) = seen.get(e.name.as_str()) {

@@ -790,8 +790,8 @@ enum Slot {
 /// The duplicate-key index of a mapping's keys (built once it is large).
 #[derive(Debug, Default)]
 struct KeyIndex {
-    str_index: HashMap<String, usize>,
-    other_index: HashMap<OtherKey, usize>,
+    str_index: HashMap<String, usize, crate::NameHasher>,
+    other_index: HashMap<OtherKey, usize, crate::NameHasher>,
     indexed: bool,
 }
 
