@@ -67,6 +67,9 @@ struct Piece {
     clean: bool,
 }
 
+/// A piece's root mapping: the node, its entries and its key index.
+type RootMap = (Node, Vec<(Node, Node)>, KeyIndex);
+
 impl Piece {
     fn parse(text: &str, line_offset: usize, base_depth: usize) -> Piece {
         let mut b = Builder::piece(text, line_offset, base_depth);
@@ -80,7 +83,7 @@ impl Piece {
     }
 
     /// The root mapping's entries and key index, if the piece is clean and a mapping.
-    fn map(self) -> Option<(Node, Vec<(Node, Node)>, KeyIndex)> {
+    fn map(self) -> Option<RootMap> {
         if !self.clean {
             return None;
         }
@@ -405,7 +408,8 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         let mut split_used = 0;
         for i in 0..lines.len() {
-            let edits: [Box<dyn Fn(&str) -> Option<String>>; 6] = [
+            type Edit = Box<dyn Fn(&str) -> Option<String>>;
+            let edits: [Edit; 6] = [
                 Box::new(|_| None),
                 Box::new(|l| l.strip_prefix(' ').map(str::to_string)),
                 Box::new(|l| Some(format!(" {l}"))),
