@@ -1010,6 +1010,9 @@ async fn a_database_outage_keeps_the_schedule_running_and_resyncs() {
     )
     .await;
     let i = Instance::start(&["--database", &pg.url], Some(TOKEN));
+    // After the start-up reconcile (the syncer ticks every 250 ms): the
+    // outage must be found through the listener's lost connection.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     // Outage: no new connections, every existing one terminated.
     pg.admin(
         "ALTER DATABASE $DB ALLOW_CONNECTIONS false;

@@ -822,14 +822,14 @@ impl Syncer {
                         while let Ok(ev) = events.try_recv() {
                             match ev {
                                 Event::Names(n) => { names.insert(n); }
-                                Event::Listening => full = true,
+                                Event::Listening | Event::Lost => full = true,
                             }
                         }
                         // An empty name announces a TRUNCATE.
                         if full || names.remove("") { need_full = true; Ok(()) }
                         else { self.fetch_names(names.into_iter().collect()).await }
                     }
-                    Some(Event::Listening) => { need_full = true; Ok(()) }
+                    Some(Event::Listening | Event::Lost) => { need_full = true; Ok(()) }
                     None => Ok(()),
                 },
                 r = self.refresh.recv() => match r {
@@ -878,6 +878,10 @@ enum Event {
     Names(String),
     /// The listener is (re)subscribed: notifications may have been lost.
     Listening,
+    /// The listener lost its connection (or cannot get one): the syncer
+    /// reconciles at its next tick, which finds out whether the database
+    /// itself is unreachable (readiness says so) or only the listener was.
+    Lost,
 }
 
 /// Forwards notifications; reconnects (with backoff) when the connection is
@@ -889,6 +893,9 @@ async fn listen(pool: PgPool, tx: mpsc::UnboundedSender<Event>) {
             Ok(l) => l,
             Err(e) => {
                 warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "database listener cannot connect");
+                if tx.send(Event::Lost).is_err() {
+                    return;
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -914,6 +921,9 @@ async fn listen(pool: PgPool, tx: mpsc::UnboundedSender<Event>) {
                     break;
                 }
             }
+        }
+        if tx.send(Event::Lost).is_err() {
+            return;
         }
     }
 }
