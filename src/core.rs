@@ -258,9 +258,12 @@ impl Scheduler {
         Some(slot.state)
     }
 
-    /// Names of all entries.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.slots.iter().flatten().map(|s| s.entry.name.as_str())
+    /// Every entry's name with its durable state: what a state store saves.
+    pub fn states(&self) -> impl Iterator<Item = (&str, &EntryState)> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| (s.entry.name.as_str(), &s.state))
     }
 
     /// An entry, its durable state and its next run.

@@ -160,8 +160,7 @@ async fn save(
     if let StateStore::File(f) = store
         && f.wants_snapshot()
     {
-        f.snapshot(sched.iter().map(|(e, s, _)| (e.name.as_str(), s)), false)
-            .await?;
+        f.snapshot(sched.states(), false).await?;
     }
     Ok(())
 }
@@ -176,7 +175,7 @@ async fn save_all(
     sched: &Scheduler,
     dirty: &mut Dirty,
 ) -> Result<(), StateError> {
-    let all = sched.iter().map(|(e, s, _)| (e.name.as_str(), s));
+    let all = sched.states();
     if let StateStore::File(f) = store {
         dirty.changed.clear();
         return Ok(f.snapshot(all, false).await?);
@@ -259,12 +258,7 @@ async fn takeover(
         sched.upsert(e, st, now);
     }
     *states = loaded;
-    r.save(
-        fence,
-        sched.iter().map(|(e, s, _)| (e.name.as_str(), s)),
-        &dirty.removed,
-    )
-    .await?;
+    r.save(fence, sched.states(), &dirty.removed).await?;
     dirty.changed.clear();
     dirty.removed.clear();
     Ok(sched.len())
@@ -413,7 +407,7 @@ pub async fn run(
     if let StateStore::File(f) = &store {
         // A clean stop leaves the whole state in the snapshot, the journal
         // empty (and waits for anything still queued).
-        let all = sched.iter().map(|(e, s, _)| (e.name.as_str(), s));
+        let all = sched.states();
         saved(f.snapshot(all, true).await.map_err(StateError::from))?;
     } else {
         if first_save {
