@@ -6,7 +6,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use metronome::core::Scheduler;
+use metronome::engine::Scheduler;
 use metronome::schedule::calendar::DstRule;
 use metronome::schedule::{Cron, Solar, SolarEvent};
 use metronome::source::yaml::load_str;
@@ -113,7 +113,7 @@ fn scheduler(c: &mut Criterion) {
             now = s.next_wake().unwrap();
             let d = s.poll(now);
             for x in &d {
-                s.record(x, Some(&metronome::core::Outcome::Sent { at: now }));
+                s.record(x, Some(&metronome::engine::Outcome::Sent { at: now }));
             }
             black_box(d.len())
         })

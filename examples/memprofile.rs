@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
 use jiff::Timestamp;
-use metronome::core::Scheduler;
+use metronome::engine::Scheduler;
 use metronome::entry::Entry;
 
 struct Counting;

@@ -5,17 +5,19 @@
 
 pub mod broker;
 pub mod celery;
-pub mod core;
 pub mod duration;
+pub mod engine;
 pub mod entry;
 pub mod healthcheck;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod ports;
 pub mod schedule;
 pub mod service;
 pub mod source;
 pub mod state;
+pub mod syntax;
 
 /// The hasher of the maps keyed by entry name (up to millions of keys):
 /// seeded per process, and fast where SipHash was 15 % of a 1M-entry start.

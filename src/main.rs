@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use metronome::broker::{Broker, mask_url};
-use metronome::core::upcoming;
+use metronome::engine::upcoming;
 use metronome::lease::{self, LeaseConfig, Role};
 use metronome::source::sql::{self, Db, Syncer};
 use metronome::source::yaml::{self, DefaultZone};

@@ -2,7 +2,7 @@
 //! outages under each misfire policy, grace, jitter, one-offs and edits.
 
 use jiff::{SignedDuration, Timestamp};
-use metronome::core::{Decision, Outcome, Scheduler, SkipReason};
+use metronome::engine::{Decision, Outcome, Scheduler, SkipReason};
 use metronome::entry::Entry;
 use metronome::source::yaml::load_str;
 use metronome::state::EntryState;

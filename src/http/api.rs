@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json_};
 
 use super::{ApiError, ErrorBody, Shared};
-use crate::core::{Run, upcoming};
+use crate::engine::{Run, upcoming};
 use crate::entry::Entry;
 use crate::source::sql::{self, Columns, Db, SOURCE};
 use crate::state::EntryState;
@@ -530,7 +530,8 @@ async fn store(
     let db = require_db(st)?;
     not_from_file(st, name)?;
     let body = Json_::Object(body);
-    sql::validate(name, &body, &st.ctx).map_err(|errs| unprocessable(sql::render_errors(&errs)))?;
+    crate::entry::validate_json(name, &body, &st.ctx)
+        .map_err(|errs| unprocessable(crate::entry::render_errors(&errs)))?;
     let Json_::Object(body) = body else {
         unreachable!("built as an object")
     };

@@ -2,7 +2,7 @@
 //! document, the schedule API ([`api`]), the reload status and the
 //! dashboard ([`dashboard`]).
 //!
-//! Handlers read the scheduler through [`service::Handle::inspect`] and
+//! Handlers read the scheduler through [`service::inbox::Handle::inspect`] and
 //! change it only by writing the database: the database syncer applies the
 //! change (to this instance and every other one), and the handler waits for
 //! this instance's copy before answering, so a write is visible to the next
@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 
 use crate::entry::{Context, FileOrigins};
 use crate::lease::Role;
-use crate::service::Handle;
+use crate::service::inbox::Handle;
 use crate::source::sql::{Db, SOURCE, SyncClient};
 use crate::source::watch::SharedStatus;
 

@@ -45,9 +45,8 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::broker::mask_url;
-use crate::entry::{self, Context, ENTRY_KEYS, Entry, FieldError, FileOrigins};
-use crate::service::{Command, Handle};
-use crate::source::yaml::node::{Node, Pos};
+use crate::entry::{self, Context, ENTRY_KEYS, Entry, FileOrigins};
+use crate::service::inbox::{Command, Handle};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -119,7 +118,8 @@ impl Row {
     /// Validates the row with the shared validator. Errors name the field.
     pub fn to_entry(&self, ctx: &Context) -> Result<Entry, String> {
         let body = self.to_json()?;
-        validate(&self.name, &Json::Object(body), ctx).map_err(|errs| render_errors(&errs))
+        entry::validate_json(&self.name, &Json::Object(body), ctx)
+            .map_err(|errs| entry::render_errors(&errs))
     }
 }
 
@@ -184,26 +184,6 @@ impl Columns {
         }
         Ok(m)
     }
-}
-
-/// Validates an entry given as JSON (an object with the keys of a YAML
-/// entry) exactly as the YAML loader would.
-pub fn validate(name: &str, body: &Json, ctx: &Context) -> Result<Entry, Vec<FieldError>> {
-    let node = Node::from_json(body);
-    let mut errors = Vec::new();
-    match entry::parse_entry(name, Pos::default(), &node, ctx, "", &mut errors) {
-        Some(e) if errors.is_empty() => Ok(e),
-        _ => Err(errors),
-    }
-}
-
-/// Errors as one line: `field: message; field: message`.
-pub fn render_errors(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// The columns of an entry (everything but its name and version): read
@@ -1065,13 +1045,13 @@ mod tests {
 
     #[test]
     fn field_errors_name_the_field_without_a_prefix() {
-        let errs = validate(
+        let errs = entry::validate_json(
             "n",
             &json!({"task": "t", "every": "1s", "options": {"priority": 256}, "kwargs": [1]}),
             &context(None),
         )
         .unwrap_err();
-        let text = render_errors(&errs);
+        let text = entry::render_errors(&errs);
         assert!(
             text.contains("options.priority: priority 256 is out of range"),
             "{text}"
@@ -1081,7 +1061,7 @@ mod tests {
 
     #[test]
     fn json_nodes_keep_types() {
-        let n = Node::from_json(&json!({"a": [1, 1.5, "x", null, true]}));
+        let n = crate::syntax::Node::from_json(&json!({"a": [1, 1.5, "x", null, true]}));
         assert_eq!(n.to_json(), json!({"a": [1, 1.5, "x", null, true]}));
     }
 }

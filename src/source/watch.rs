@@ -19,7 +19,7 @@ use tracing::{error, info};
 use super::yaml::{self, DefaultZone};
 use crate::NameHasher;
 use crate::entry::{ByName, Entry};
-use crate::service::{Command, Handle};
+use crate::service::inbox::{Command, Handle};
 
 /// How often files are checked for changes.
 pub const POLL: Duration = Duration::from_secs(1);

@@ -4,14 +4,12 @@
 //! first) as `FILE:LINE:COL: message`, and accepts nothing from a set of
 //! files unless all of them are valid.
 
-pub mod node;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
 use crate::entry::{self, Checker, Context, Entry, FieldError, Options};
-use node::{Node, Pos, Value};
+use crate::syntax::{self, Node, Pos, Value};
 
 /// One problem in a schedule file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +61,7 @@ pub fn load_str(file: &str, text: &str, zone: &DefaultZone) -> Result<Vec<Entry>
         pos: e.pos,
         message: e.to_string(),
     };
-    let root = match node::parse_parallel(text, threads()) {
+    let root = match syntax::parse_parallel(text, threads()) {
         Ok(Some(root)) => root,
         Ok(None) => {
             return Err(LoadErrors(vec![LoadError {

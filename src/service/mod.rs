@@ -1,6 +1,6 @@
 //! The run loop: the only place that reads the clock and sleeps.
 //!
-//! Each turn re-reads the wall clock, asks [`core::Scheduler`] what is due,
+//! Each turn re-reads the wall clock, asks [`engine::Scheduler`] what is due,
 //! publishes it, records the outcomes and saves the run state, then sleeps
 //! until the next run, at most [`SLEEP_CAP`] so clock steps are noticed.
 //!
@@ -16,94 +16,27 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
-use uuid::Uuid;
 
 use crate::broker::redis::Fence;
 use crate::broker::{Broker, PublishError};
 use crate::celery::message::{self, Message, Publisher};
-use crate::core::{self, Decision, Outcome, Scheduler};
+use crate::engine::{self, Decision, Outcome, Scheduler};
 use crate::entry::Entry;
 use crate::lease::{Role, Term};
 use crate::state::file::StateFileError;
 use crate::state::redis::RedisState;
 use crate::state::{EntryState, HistoryItem, HistoryOutcome, StateError, StateStore};
 
+pub mod inbox;
+pub use inbox::{Command, Handle, channel};
+
 /// The longest single sleep.
 pub const SLEEP_CAP: SignedDuration = SignedDuration::from_secs(1);
 /// Backoff bounds after a failed publish.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// A request to the running loop.
-pub enum Command {
-    /// Add or replace entries (a reload or an edit).
-    Upsert(Vec<Arc<Entry>>),
-    /// Remove entries by name.
-    Remove(Vec<String>),
-    /// Publish one run of an entry now, with a fresh task id.
-    RunNow {
-        name: String,
-        reply: oneshot::Sender<Result<Uuid, String>>,
-    },
-    /// Read the scheduler's current view.
-    Inspect(Box<dyn FnOnce(&Scheduler) + Send>),
-}
-
-/// Sends [`Command`]s to a running loop. Cheap to clone.
-#[derive(Clone)]
-pub struct Handle {
-    tx: mpsc::Sender<Command>,
-}
-
-/// A handle and the receiving end to give to [`run`].
-pub fn channel() -> (Handle, mpsc::Receiver<Command>) {
-    let (tx, rx) = mpsc::channel(256);
-    (Handle { tx }, rx)
-}
-
-impl Handle {
-    /// Sends a command; false if the loop has stopped.
-    pub async fn send(&self, cmd: Command) -> bool {
-        self.tx.send(cmd).await.is_ok()
-    }
-
-    /// True once the loop has stopped.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    /// Runs `f` on the scheduler inside the loop and returns its result;
-    /// `None` if the loop has stopped.
-    pub async fn inspect<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Scheduler) -> R + Send + 'static,
-    ) -> Option<R> {
-        let (tx, rx) = oneshot::channel();
-        let f = Box::new(move |s: &Scheduler| {
-            let _ = tx.send(f(s));
-        });
-        self.send(Command::Inspect(f)).await.then_some(())?;
-        rx.await.ok()
-    }
-
-    /// Publishes one run of `name` now; returns its task id.
-    pub async fn run_now(&self, name: &str) -> Result<Uuid, String> {
-        let (reply, rx) = oneshot::channel();
-        if !self
-            .send(Command::RunNow {
-                name: name.to_string(),
-                reply,
-            })
-            .await
-        {
-            return Err("the scheduler has stopped".into());
-        }
-        rx.await
-            .unwrap_or_else(|_| Err("the scheduler has stopped".into()))
-    }
-}
 
 /// Errors that stop the service.
 #[derive(Debug, thiserror::Error)]
@@ -371,7 +304,9 @@ pub async fn run(
         let wait = match paused_until {
             Some(t) => t.saturating_duration_since(Instant::now()),
             None if !sched.is_active() => SLEEP_CAP.unsigned_abs(),
-            None => core::sleep_for(sched.next_wake(), Timestamp::now(), SLEEP_CAP).unsigned_abs(),
+            None => {
+                engine::sleep_for(sched.next_wake(), Timestamp::now(), SLEEP_CAP).unsigned_abs()
+            }
         };
         let role = ha.as_mut().map(|h| &mut h.role);
         let wake = next_wake(wait, &mut shutdown, &mut commands, role).await;
@@ -573,7 +508,7 @@ async fn dispatch(
                             .map(|(_, s, _)| s.clone())
                             .unwrap_or_default()
                     });
-                    core::apply_outcome(st, d, Some(&Outcome::Sent { at: now }));
+                    engine::apply_outcome(st, d, Some(&Outcome::Sent { at: now }));
                     (name, serde_json::to_string(st).expect("state serializes"))
                 })
                 .collect();

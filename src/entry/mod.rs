@@ -16,7 +16,7 @@ use crate::schedule::{
     Cron, Crontab, CrontabFields, DstRule, Fold, Gap, Interval, Schedule, Solar, SolarError,
     SolarEvent,
 };
-use crate::source::yaml::node::{Node, Pos, Value};
+use crate::syntax::{Node, Pos, Value};
 
 /// What to do with runs missed while no leader was dispatching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
@@ -1307,6 +1307,30 @@ fn parse_schedule(
         }
         _ => c.instant(n, path, tz).map(Schedule::At),
     }
+}
+
+/// Validates an entry given as JSON (an object with the keys of a YAML
+/// entry) exactly as the YAML loader would.
+pub fn validate_json(
+    name: &str,
+    body: &serde_json::Value,
+    ctx: &Context,
+) -> Result<Entry, Vec<FieldError>> {
+    let node = Node::from_json(body);
+    let mut errors = Vec::new();
+    match parse_entry(name, Pos::default(), &node, ctx, "", &mut errors) {
+        Some(e) if errors.is_empty() => Ok(e),
+        _ => Err(errors),
+    }
+}
+
+/// Errors as one line: `field: message; field: message`.
+pub fn render_errors(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

@@ -1,0 +1,84 @@
+//! The loop's inbox: how the HTTP API, file reloads and database change
+//! listeners reach the scheduler.
+//!
+//! They send [`Command`]s through a [`Handle`]; the loop applies them
+//! between turns, so the scheduler is only ever touched by one task and
+//! needs no locks. This is the only part of [`crate::service`] that sources
+//! and `http` import.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::engine::Scheduler;
+use crate::entry::Entry;
+
+/// A request to the running loop.
+pub enum Command {
+    /// Add or replace entries (a reload or an edit).
+    Upsert(Vec<Arc<Entry>>),
+    /// Remove entries by name.
+    Remove(Vec<String>),
+    /// Publish one run of an entry now, with a fresh task id.
+    RunNow {
+        name: String,
+        reply: oneshot::Sender<Result<Uuid, String>>,
+    },
+    /// Read the scheduler's current view.
+    Inspect(Box<dyn FnOnce(&Scheduler) + Send>),
+}
+
+/// Sends [`Command`]s to a running loop. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+}
+
+/// A handle and the receiving end to give to [`run`].
+pub fn channel() -> (Handle, mpsc::Receiver<Command>) {
+    let (tx, rx) = mpsc::channel(256);
+    (Handle { tx }, rx)
+}
+
+impl Handle {
+    /// Sends a command; false if the loop has stopped.
+    pub async fn send(&self, cmd: Command) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    /// True once the loop has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Runs `f` on the scheduler inside the loop and returns its result;
+    /// `None` if the loop has stopped.
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Scheduler) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let f = Box::new(move |s: &Scheduler| {
+            let _ = tx.send(f(s));
+        });
+        self.send(Command::Inspect(f)).await.then_some(())?;
+        rx.await.ok()
+    }
+
+    /// Publishes one run of `name` now; returns its task id.
+    pub async fn run_now(&self, name: &str) -> Result<Uuid, String> {
+        let (reply, rx) = oneshot::channel();
+        if !self
+            .send(Command::RunNow {
+                name: name.to_string(),
+                reply,
+            })
+            .await
+        {
+            return Err("the scheduler has stopped".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the scheduler has stopped".into()))
+    }
+}
