@@ -710,7 +710,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             db
         });
         let reload = (!a.schedules.is_empty()).then(|| {
-            let s = metronome::source::watch::SharedStatus::default();
+            let s = metronome::service::inbox::SharedStatus::default();
             s.lock().expect("fresh lock").files =
                 a.schedules.iter().map(|p| p.display().to_string()).collect();
             s

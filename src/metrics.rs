@@ -28,7 +28,7 @@ use std::sync::{Mutex, OnceLock};
 use jiff::{SignedDuration, Timestamp};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::source::watch::ReloadStatus;
+use crate::service::inbox::ReloadStatus;
 
 /// Runs published, by `entry`.
 pub const DISPATCHED: &str = "metronome_runs_dispatched_total";

@@ -28,8 +28,8 @@ use utoipa_axum::routes;
 use crate::entry::{Context, FileOrigins};
 use crate::lease::Role;
 use crate::service::inbox::Handle;
+use crate::service::inbox::SharedStatus;
 use crate::source::sql::{Db, SOURCE, SyncClient};
-use crate::source::watch::SharedStatus;
 
 /// Largest request body accepted (413 beyond).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -97,7 +97,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         description = "Periodic task scheduler for Celery: schedules, next runs, run-now, health and metrics."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody, crate::source::watch::ReloadStatus))
+    components(schemas(ErrorBody, crate::service::inbox::ReloadStatus))
 )]
 struct ApiDoc;
 
@@ -314,7 +314,7 @@ pub struct ReloadView {
     /// false, `errors` says why and the previous version keeps running.
     pub ok: bool,
     #[serde(flatten)]
-    pub status: crate::source::watch::ReloadStatus,
+    pub status: crate::service::inbox::ReloadStatus,
 }
 
 /// The result of the latest schedule-file reload (on change, checked every

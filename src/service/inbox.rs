@@ -6,7 +6,9 @@
 //! needs no locks. This is the only part of [`crate::service`] that sources
 //! and `http` import.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
 
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -82,3 +84,26 @@ impl Handle {
             .unwrap_or_else(|_| Err("the scheduler has stopped".into()))
     }
 }
+
+/// The outcome of the latest reload attempt, for the API and metrics.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct ReloadStatus {
+    /// The schedule files watched.
+    pub files: Vec<String>,
+    /// When the files were last read after a change or SIGHUP (RFC 3339).
+    #[schema(value_type = Option<String>)]
+    pub last_attempt: Option<Timestamp>,
+    /// When a version was last accepted (RFC 3339).
+    #[schema(value_type = Option<String>)]
+    pub last_success: Option<Timestamp>,
+    /// The errors of the last attempt; empty when it succeeded.
+    pub errors: Vec<String>,
+    /// Accepted reloads since start.
+    pub reloads: u64,
+    /// Rejected reloads since start.
+    pub failures: u64,
+}
+
+/// Shared view of [`ReloadStatus`]: written by the file watcher, read by
+/// the API.
+pub type SharedStatus = Arc<Mutex<ReloadStatus>>;

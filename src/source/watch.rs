@@ -3,13 +3,13 @@
 //!
 //! A new version of the files is accepted whole or not at all: if any file
 //! has an error, every error is logged, the old schedule keeps running, and
-//! the failure is kept in [`ReloadStatus`] for the API. An accepted version
+//! the failure is kept in [`ReloadStatus`](crate::service::inbox::ReloadStatus) for the API. An accepted version
 //! is applied as a difference: only added, changed and removed entries are
 //! sent to the scheduler, so unchanged entries keep their next run.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
@@ -19,32 +19,10 @@ use tracing::{error, info};
 use super::yaml::{self, DefaultZone};
 use crate::NameHasher;
 use crate::entry::{ByName, Entry};
-use crate::service::inbox::{Command, Handle};
+use crate::service::inbox::{Command, Handle, SharedStatus};
 
 /// How often files are checked for changes.
 pub const POLL: Duration = Duration::from_secs(1);
-
-/// The outcome of the latest reload attempt, for the API and metrics.
-#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
-pub struct ReloadStatus {
-    /// The schedule files watched.
-    pub files: Vec<String>,
-    /// When the files were last read after a change or SIGHUP (RFC 3339).
-    #[schema(value_type = Option<String>)]
-    pub last_attempt: Option<Timestamp>,
-    /// When a version was last accepted (RFC 3339).
-    #[schema(value_type = Option<String>)]
-    pub last_success: Option<Timestamp>,
-    /// The errors of the last attempt; empty when it succeeded.
-    pub errors: Vec<String>,
-    /// Accepted reloads since start.
-    pub reloads: u64,
-    /// Rejected reloads since start.
-    pub failures: u64,
-}
-
-/// Shared view of [`ReloadStatus`].
-pub type SharedStatus = Arc<Mutex<ReloadStatus>>;
 
 /// What was added, changed and removed between two versions.
 #[derive(Debug, Default, PartialEq)]
