@@ -10,7 +10,9 @@
 //! the whole text is parsed again by [`parse`]: errors are always the serial
 //! parser's, in its order and at its positions.
 
-use super::{Builder, KeyIndex, MAX_ALIAS_NODES, Node, Value, YamlError, parse, same_key};
+use super::build::{Builder, MAX_ALIAS_NODES};
+use super::keys::{KeyIndex, same_key};
+use super::{Node, Value, YamlError, parse};
 
 /// Below this size a document is parsed on one thread.
 pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
