@@ -226,103 +226,19 @@ fn blank_or_comment(rest: &str) -> bool {
 }
 
 impl Plan {
+    /// Where to cut `text` into about `parts` pieces, or `None` if it is not shaped like a
+    /// schedule file that can be cut.
     fn find(text: &str, parts: usize) -> Option<Plan> {
-        // A lone carriage return breaks lines too; keep to `\n` and `\r\n`.
-        if text.contains('\r')
-            && text
-                .match_indices('\r')
-                .any(|(i, _)| text.as_bytes().get(i + 1) != Some(&b'\n'))
-        {
+        if has_lone_cr(text) {
             return None;
         }
-        let bytes = text.as_bytes();
-        let line_end = |from: usize| text[from..].find('\n').map(|i| from + i);
-        let line_at = |from: usize, end: usize| text[from..end].trim_end_matches('\r');
-        // `schedules:` at the start of a line, with no value on that line.
-        let (mut at, mut line) = (0, 1);
-        let body_start = loop {
-            let end = line_end(at)?;
-            if let Some(rest) = line_at(at, end).strip_prefix("schedules:")
-                && (rest.is_empty() || (rest.starts_with([' ', '\t']) && blank_or_comment(rest)))
-            {
-                break end + 1;
-            }
-            at = end + 1;
-            line += 1;
-        };
-        let key_line = line;
-        // The mapping's indentation: its first line with content.
-        let mut at = body_start;
-        let indent = loop {
-            let end = line_end(at).unwrap_or(text.len());
-            let l = line_at(at, end);
-            let spaces = l.bytes().take_while(|&b| b == b' ').count();
-            if !blank_or_comment(&l[spaces..]) {
-                if spaces == 0 || !key_start(l.as_bytes()[spaces]) {
-                    return None;
-                }
-                break spaces;
-            }
-            if end >= text.len() {
-                return None;
-            }
-            at = end + 1;
-        };
-        // The mapping ends at the first line that starts with content.
-        let mut lines = key_line;
-        let mut tail = (text.len(), 0);
-        for (i, &b) in bytes.iter().enumerate().skip(body_start) {
-            if b == b'\n' {
-                lines += 1;
-                if let Some(&next) = bytes.get(i + 1)
-                    && !matches!(next, b' ' | b'\n' | b'\r' | b'#')
-                {
-                    tail = (i + 1, lines);
-                    break;
-                }
-            }
-        }
-        if tail.0 < text.len() && !key_start(bytes[tail.0]) {
+        let (body_start, key_line) = schedules_key(text)?;
+        let indent = body_indent(text, body_start)?;
+        let tail = mapping_end(text, body_start, key_line);
+        if tail.0 < text.len() && !key_start(text.as_bytes()[tail.0]) {
             return None;
         }
-        // Cuts: the first line at `indent` that starts a key after each 1/parts of the mapping.
-        let span = tail.0 - body_start;
-        let mut cuts: Vec<(usize, usize)> = Vec::new();
-        let (mut from, mut from_lines) = (body_start, key_line);
-        for k in 1..parts {
-            let target = body_start + span / parts * k;
-            if target <= from {
-                continue;
-            }
-            // The start of the line after the target.
-            let Some(nl) = line_end(target) else { break };
-            from_lines += bytes[from..nl].iter().filter(|&&b| b == b'\n').count();
-            let mut at = nl + 1;
-            let mut at_lines = from_lines + 1;
-            let cut = loop {
-                if at >= tail.0 {
-                    break None;
-                }
-                let l = &bytes[at..];
-                if l.len() > indent
-                    && l[..indent].iter().all(|&b| b == b' ')
-                    && key_start(l[indent])
-                {
-                    break Some(at);
-                }
-                match line_end(at) {
-                    Some(end) => {
-                        at = end + 1;
-                        at_lines += 1;
-                    }
-                    None => break None,
-                }
-            };
-            let Some(cut) = cut else { break };
-            cuts.push((cut, at_lines));
-            from = cut;
-            from_lines = at_lines;
-        }
+        let cuts = cuts(text, parts, (body_start, key_line), indent, tail.0);
         if cuts.is_empty() {
             return None;
         }
@@ -345,6 +261,131 @@ impl Plan {
         out.push((start.0, self.tail.0, start.1));
         out
     }
+}
+
+/// A lone carriage return breaks lines too; the plan keeps to `\n` and `\r\n`.
+fn has_lone_cr(text: &str) -> bool {
+    text.contains('\r')
+        && text
+            .match_indices('\r')
+            .any(|(i, _)| text.as_bytes().get(i + 1) != Some(&b'\n'))
+}
+
+/// The byte offset of the `\n` that ends the line starting at `from`.
+fn line_end(text: &str, from: usize) -> Option<usize> {
+    text[from..].find('\n').map(|i| from + i)
+}
+
+/// The line from `from` to `end`, without its `\r`.
+fn line_at(text: &str, from: usize, end: usize) -> &str {
+    text[from..end].trim_end_matches('\r')
+}
+
+/// `schedules:` at the start of a line, with no value on that line: the byte offset of the
+/// next line and the 1-based line of the key.
+fn schedules_key(text: &str) -> Option<(usize, usize)> {
+    let (mut at, mut line) = (0, 1);
+    loop {
+        let end = line_end(text, at)?;
+        if let Some(rest) = line_at(text, at, end).strip_prefix("schedules:")
+            && (rest.is_empty() || (rest.starts_with([' ', '\t']) && blank_or_comment(rest)))
+        {
+            return Some((end + 1, line));
+        }
+        at = end + 1;
+        line += 1;
+    }
+}
+
+/// The mapping's indentation: that of its first line with content, which must start a key.
+fn body_indent(text: &str, body_start: usize) -> Option<usize> {
+    let mut at = body_start;
+    loop {
+        let end = line_end(text, at).unwrap_or(text.len());
+        let l = line_at(text, at, end);
+        let spaces = l.bytes().take_while(|&b| b == b' ').count();
+        if !blank_or_comment(&l[spaces..]) {
+            if spaces == 0 || !key_start(l.as_bytes()[spaces]) {
+                return None;
+            }
+            return Some(spaces);
+        }
+        if end >= text.len() {
+            return None;
+        }
+        at = end + 1;
+    }
+}
+
+/// The byte offset and lines before it of the first line after `body_start` that starts
+/// with content, where the mapping ends (the text's length and 0 if there is none).
+fn mapping_end(text: &str, body_start: usize, key_line: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let mut lines = key_line;
+    for (i, &b) in bytes.iter().enumerate().skip(body_start) {
+        if b == b'\n' {
+            lines += 1;
+            if let Some(&next) = bytes.get(i + 1)
+                && !matches!(next, b' ' | b'\n' | b'\r' | b'#')
+            {
+                return (i + 1, lines);
+            }
+        }
+    }
+    (text.len(), 0)
+}
+
+/// The cuts: the first line at `indent` that starts a key after each 1/parts of the mapping
+/// from `body` (byte offset and lines before it) to `end`.
+fn cuts(
+    text: &str,
+    parts: usize,
+    body: (usize, usize),
+    indent: usize,
+    end: usize,
+) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let (body_start, key_line) = body;
+    let span = end - body_start;
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let (mut from, mut from_lines) = (body_start, key_line);
+    for k in 1..parts {
+        let target = body_start + span / parts * k;
+        if target <= from {
+            continue;
+        }
+        // The start of the line after the target.
+        let Some(nl) = line_end(text, target) else {
+            break;
+        };
+        from_lines += bytes[from..nl].iter().filter(|&&b| b == b'\n').count();
+        let Some(cut) = next_key_line(text, (nl + 1, from_lines + 1), indent, end) else {
+            break;
+        };
+        cuts.push(cut);
+        (from, from_lines) = cut;
+    }
+    cuts
+}
+
+/// The first line from `at` (byte offset and lines before it) on, before `end`, that starts
+/// a key at `indent`.
+fn next_key_line(
+    text: &str,
+    (mut at, mut at_lines): (usize, usize),
+    indent: usize,
+    end: usize,
+) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    while at < end {
+        let l = &bytes[at..];
+        if l.len() > indent && l[..indent].iter().all(|&b| b == b' ') && key_start(l[indent]) {
+            return Some((at, at_lines));
+        }
+        at = line_end(text, at)? + 1;
+        at_lines += 1;
+    }
+    None
 }
 
 #[cfg(test)]
