@@ -110,6 +110,15 @@ fn load_root(
         return Vec::new();
     }
     c.known_keys(root, "", FILE_KEYS);
+    let ctx = file_context(&mut c, file, root, zone);
+    let Some(pairs) = schedule_pairs(&mut c, root) else {
+        return Vec::new();
+    };
+    validate_all(pairs, &ctx, c.errors)
+}
+
+/// What the file says for all its entries: `timezone`, `defaults` and `routes`.
+fn file_context(c: &mut Checker<'_>, file: &str, root: &Node, zone: &DefaultZone) -> Context {
     let mut ctx = Context {
         source: file.into(),
         timezone: zone.clone(),
@@ -122,40 +131,52 @@ fn load_root(
         ctx.defaults = c.options(n, "defaults");
     }
     if let Some(n) = root.get("routes") {
-        match &n.value {
-            Value::Map(pairs) => {
-                for (k, v) in pairs {
-                    let Some(glob) = c.string(k, "routes") else {
-                        continue;
-                    };
-                    let path = format!("routes.{glob}");
-                    let opts = match &v.value {
-                        Value::Str(q) => Options {
-                            queue: Some(q.clone()),
-                            ..Default::default()
-                        },
-                        _ => c.options(v, &path),
-                    };
-                    ctx.routes.push((glob, opts));
-                }
-            }
-            _ => c.err(
-                n,
-                "routes",
-                format!(
-                    "expected a mapping of task-name globs to options, found {}",
-                    n.type_name()
-                ),
-            ),
-        }
+        routes(c, n, &mut ctx.routes);
     }
+    ctx
+}
+
+/// Adds the `routes` mapping's (glob, options) pairs to `out`; a route given as a string
+/// names the queue.
+fn routes(c: &mut Checker<'_>, n: &Node, out: &mut Vec<(String, Options)>) {
+    match &n.value {
+        Value::Map(pairs) => {
+            for (k, v) in pairs {
+                let Some(glob) = c.string(k, "routes") else {
+                    continue;
+                };
+                let path = format!("routes.{glob}");
+                let opts = match &v.value {
+                    Value::Str(q) => Options {
+                        queue: Some(q.clone()),
+                        ..Default::default()
+                    },
+                    _ => c.options(v, &path),
+                };
+                out.push((glob, opts));
+            }
+        }
+        _ => c.err(
+            n,
+            "routes",
+            format!(
+                "expected a mapping of task-name globs to options, found {}",
+                n.type_name()
+            ),
+        ),
+    }
+}
+
+/// The `schedules` mapping's (name, entry) pairs; `None` when it is missing, empty or not
+/// a mapping (reported unless it is empty).
+fn schedule_pairs<'n>(c: &mut Checker<'_>, root: &'n Node) -> Option<&'n [(Node, Node)]> {
     let Some(schedules) = root.get("schedules") else {
         c.err(
             root,
             "",
             "missing `schedules`: a mapping of schedule names to entries",
         );
-        return Vec::new();
+        return None;
     };
     let Value::Map(pairs) = &schedules.value else {
         if !matches!(schedules.value, Value::Null) {
@@ -168,14 +189,17 @@ fn load_root(
                 ),
             );
         }
-        return Vec::new();
+        return None;
     };
-    // Validated on every core, each thread a run of entries in order; the
-    // runs' entries and errors are joined in the same order.
+    Some(pairs)
+}
+
+/// Validates the entries on every core, each thread a run of entries in order; the runs'
+/// entries and errors are joined in the same order.
+fn validate_all(pairs: &[(Node, Node)], ctx: &Context, errors: &mut Vec<FieldError>) -> Vec<Entry> {
     let chunk = pairs.len().div_ceil(threads()).max(MIN_ENTRIES_PER_THREAD);
     let mut runs = pairs.chunks(chunk);
     let first = runs.next().unwrap_or_default();
-    let ctx = &ctx;
     let (mut out, rest) = std::thread::scope(|s| {
         let handles: Vec<_> = runs
             .map(|run| {
@@ -185,7 +209,7 @@ fn load_root(
                 })
             })
             .collect();
-        let out = validate(first, ctx, c.errors);
+        let out = validate(first, ctx, errors);
         let rest: Vec<_> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
@@ -193,9 +217,9 @@ fn load_root(
         (out, rest)
     });
     out.reserve_exact(rest.iter().map(|(e, _)| e.len()).sum());
-    for (entries, errors) in rest {
+    for (entries, errors_of_run) in rest {
         out.extend(entries);
-        c.errors.extend(errors);
+        errors.extend(errors_of_run);
     }
     out
 }
