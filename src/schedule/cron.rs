@@ -98,50 +98,12 @@ fn expand_macro(expr: &str) -> Option<&'static str> {
 impl Cron {
     /// Parses a cron expression.
     pub fn parse(expr: &str) -> Result<Cron, CronError> {
-        let trimmed = expr.trim();
-        let text = if trimmed.starts_with('@') {
-            expand_macro(trimmed).ok_or_else(|| CronError {
-                field: "macro",
-                text: trimmed.to_string(),
-                column: 0,
-                message: "unknown macro; expected one of @yearly, @annually, @monthly, @weekly, \
-                          @daily, @midnight, @hourly"
-                    .into(),
-            })?
-        } else {
-            trimmed
-        };
-        // Split on whitespace, remembering where each field starts.
-        let mut fields: Vec<(usize, &str)> = Vec::with_capacity(6);
-        let mut start = None;
-        for (i, ch) in text.char_indices() {
-            match (ch.is_whitespace(), start) {
-                (false, None) => start = Some(i),
-                (true, Some(s)) => {
-                    fields.push((s, &text[s..i]));
-                    start = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            fields.push((s, &text[s..]));
-        }
+        let fields = split_fields(expand(expr.trim())?);
         let lead = expr.len() - expr.trim_start().len();
         let (sec, rest) = match fields.len() {
             5 => (None, &fields[..]),
             6 => (Some(fields[0]), &fields[1..]),
-            n => {
-                return Err(CronError {
-                    field: "expression",
-                    text: expr.to_string(),
-                    column: 0,
-                    message: format!(
-                        "expected 5 fields (minute hour day-of-month month day-of-week) \
-                         or 6 with leading seconds, found {n}"
-                    ),
-                });
-            }
+            n => return Err(field_count_error(expr, n)),
         };
         let at = |(col, t): (usize, &str), f: &Field| {
             parse_field(t, f).map_err(|message| CronError {
@@ -188,6 +150,54 @@ impl Cron {
             });
         }
         Ok(Cron { spec })
+    }
+}
+
+/// The expression with a macro (`@daily`) replaced by the fields it stands for.
+fn expand(trimmed: &str) -> Result<&str, CronError> {
+    if !trimmed.starts_with('@') {
+        return Ok(trimmed);
+    }
+    expand_macro(trimmed).ok_or_else(|| CronError {
+        field: "macro",
+        text: trimmed.to_string(),
+        column: 0,
+        message: "unknown macro; expected one of @yearly, @annually, @monthly, @weekly, \
+                  @daily, @midnight, @hourly"
+            .into(),
+    })
+}
+
+/// Splits on whitespace, remembering where each field starts.
+fn split_fields(text: &str) -> Vec<(usize, &str)> {
+    let mut fields: Vec<(usize, &str)> = Vec::with_capacity(6);
+    let mut start = None;
+    for (i, ch) in text.char_indices() {
+        match (ch.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                fields.push((s, &text[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        fields.push((s, &text[s..]));
+    }
+    fields
+}
+
+/// The error for an expression with `n` fields, neither 5 nor 6.
+fn field_count_error(expr: &str, n: usize) -> CronError {
+    CronError {
+        field: "expression",
+        text: expr.to_string(),
+        column: 0,
+        message: format!(
+            "expected 5 fields (minute hour day-of-month month day-of-week) \
+             or 6 with leading seconds, found {n}"
+        ),
     }
 }
 
