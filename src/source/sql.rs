@@ -931,7 +931,7 @@ pub fn context(zone: Option<(String, jiff::tz::TimeZone)>) -> Context {
 
 /// Checks a name given in a URL or body.
 pub fn check_name(name: &str) -> Result<(), String> {
-    entry::check_name(name)
+    entry::check_name(name).map_err(|e| e.to_string())
 }
 
 /// Keys allowed in an entry body sent to the API (the YAML keys plus `name`).
