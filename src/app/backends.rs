@@ -1,0 +1,152 @@
+//! The construction of each backend `metronome run` wires together: the
+//! lease, the run state store, the schedule database and the broker. Each
+//! is one small function, so that changing how a backend is chosen or
+//! built touches only that function.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use metronome::broker::{Broker, mask_url};
+use metronome::entry::{Entry, FileOrigins};
+use metronome::lease::{self, Lease, LeaseConfig, Role};
+use metronome::service::{Ha, Handle};
+use metronome::source::sql::{self, Db, SyncClient, Syncer};
+use metronome::source::yaml::DefaultZone;
+use metronome::state::file::StateFile;
+use metronome::state::redis::RedisState;
+use metronome::state::sql::SqlState;
+use metronome::state::{EntryState, StateStore};
+
+use crate::RunArgs;
+
+/// Every entry's remembered run state, by name.
+pub type States = BTreeMap<String, EntryState>;
+
+/// `--lock`: the Redis lease (several instances, one dispatching), else
+/// `None`: standalone, with a warning unless `--no-lock` says so.
+pub fn open_lease(a: &RunArgs) -> anyhow::Result<Option<Lease>> {
+    let Some(url) = a.lock.as_deref().filter(|u| !u.is_empty()) else {
+        if !a.no_lock {
+            tracing::warn!(
+                "no --lock given: running standalone; do not start a second instance (pass --no-lock to silence this)"
+            );
+        }
+        return Ok(None);
+    };
+    let config = LeaseConfig::new(a.lock_ttl, a.lock_renew)?;
+    let store = Arc::new(lease::Store::open(url, config.op_timeout())?);
+    let keys = lease::Keys::new(&a.state_prefix);
+    Ok(Some(Lease::new(store, keys, config)))
+}
+
+/// The lease task, kept until the run loop has stopped.
+pub struct LeaseTask {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl LeaseTask {
+    /// Releases the lease (after SIGTERM a standby takes over at its next
+    /// poll), waiting up to 3 s for the task to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.task).await;
+    }
+}
+
+/// Starts the task that keeps `lease` and publishes this instance's role;
+/// the run loop dispatches only while it leads.
+pub fn start_lease(lease: Lease, broker_url: &str) -> (Ha, LeaseTask) {
+    let atomic = lease.store_same_server_as(broker_url);
+    let instance = lease.token().to_string();
+    tracing::info!(
+        lock = %lease.store_describe(), instance = %instance, ttl_ms = lease.config().ttl.as_millis() as u64,
+        renew_ms = lease.config().renew.as_millis() as u64, atomic_dispatch = atomic,
+        "high availability: standing by until the lease is acquired"
+    );
+    let (stop, rx_stop) = watch::channel(false);
+    let (tx, role) = watch::channel(Role::Standby);
+    let task = tokio::spawn(lease::run(lease, tx, rx_stop));
+    (
+        Ha {
+            role,
+            instance,
+            atomic,
+        },
+        LeaseTask { stop, task },
+    )
+}
+
+/// Standalone without a database: the state file, opened (and locked)
+/// before anything else. `None` when run state lives elsewhere.
+pub fn open_state_file(a: &RunArgs, leased: bool) -> anyhow::Result<Option<(StateFile, States)>> {
+    if a.database.is_some() || leased {
+        return Ok(None);
+    }
+    Ok(Some(StateFile::open(&a.state_file)?))
+}
+
+/// The schedule database, connected and migrated, and its syncer (to run
+/// once the service loop runs) with the client the API refreshes through.
+pub struct Database {
+    pub db: Db,
+    pub syncer: Syncer,
+    pub sync: SyncClient,
+}
+
+/// `--database`: connects, migrates and loads every row; returns the valid
+/// rows as entries to start the scheduler with.
+pub async fn connect_database(
+    url: &str,
+    zone: &DefaultZone,
+    files: &Arc<FileOrigins>,
+    handle: &Handle,
+) -> anyhow::Result<(Database, Vec<Entry>)> {
+    let db = Db::connect(url).await?;
+    db.migrate().await?;
+    tracing::info!(database = %mask_url(url), "database connected and migrated");
+    let (syncer, sync, entries) = Syncer::load(
+        db.clone(),
+        sql::context(zone.clone()),
+        files.clone(),
+        handle.clone(),
+    )
+    .await?;
+    Ok((Database { db, syncer, sync }, entries))
+}
+
+/// Where run state is kept, and what it holds now: with a lease, in its
+/// Redis (loaded at each takeover, so nothing yet); else in the database;
+/// else in the state file [`open_state_file`] opened.
+pub async fn open_state_store(
+    file: Option<(StateFile, States)>,
+    db: Option<&Db>,
+    lease: Option<&Lease>,
+) -> anyhow::Result<(StateStore, States)> {
+    if let Some(l) = lease {
+        let store = RedisState::new(l.store(), l.keys().clone());
+        return Ok((StateStore::Redis(store), States::default()));
+    }
+    if let Some(db) = db {
+        let states = metronome::state::sql::load(db).await?;
+        return Ok((StateStore::Sql(SqlState::start(db.clone())), states));
+    }
+    let (f, states) = file.expect("standalone without a database, the state file is opened first");
+    Ok((StateStore::File(f), states))
+}
+
+/// The run loop's broker: set up, and tried once (an unreachable broker
+/// is logged and retried; only an unusable URL fails).
+pub async fn connect_broker(url: &str) -> anyhow::Result<Broker> {
+    let broker = Broker::connect(url).await?;
+    tracing::info!(broker = %mask_url(url), "broker configured");
+    Ok(broker)
+}
+
+/// The API's own broker connection, pinged by `/readyz`.
+pub fn api_broker(url: &str) -> anyhow::Result<Broker> {
+    Ok(Broker::new(url)?)
+}

@@ -1,0 +1,23 @@
+//! The composition root: where the parsed command line becomes running
+//! parts. Each subcommand chooses and builds the library's pieces (sources,
+//! run state store, broker, lease, HTTP API, service loop), wires them
+//! together and turns their errors into messages and exit codes. It is part
+//! of the binary, not the library, so `anyhow` stays at the binary's edge;
+//! `main.rs` only parses the command line and calls in here.
+//!
+//! - [`logging`]: the log writer on stderr and [`init_logging`].
+//! - [`run`](mod@run): `metronome run`, with each backend built in
+//!   `backends`.
+//! - `schedules`: `metronome check` and `metronome next`.
+//! - `ops`: `metronome healthcheck` and `metronome migrate`.
+
+mod backends;
+pub mod logging;
+mod ops;
+pub mod run;
+mod schedules;
+
+pub use logging::init_logging;
+pub use ops::{healthcheck, migrate};
+pub use run::run;
+pub use schedules::{check, next};
