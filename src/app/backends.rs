@@ -20,6 +20,7 @@ use metronome::state::redis::RedisState;
 use metronome::state::sql::SqlState;
 use metronome::state::{EntryState, StateStore};
 
+use super::LOG_TARGET;
 use crate::RunArgs;
 
 /// Every entry's remembered run state, by name.
@@ -30,7 +31,7 @@ pub type States = BTreeMap<String, EntryState>;
 pub fn open_lease(a: &RunArgs) -> anyhow::Result<Option<Lease>> {
     let Some(url) = a.lock.as_deref().filter(|u| !u.is_empty()) else {
         if !a.no_lock {
-            tracing::warn!(
+            tracing::warn!(target: LOG_TARGET,
                 "no --lock given: running standalone; do not start a second instance (pass --no-lock to silence this)"
             );
         }
@@ -62,7 +63,7 @@ impl LeaseTask {
 pub fn start_lease(lease: Lease, broker_url: &str) -> (Ha, LeaseTask) {
     let atomic = lease.store_same_server_as(broker_url);
     let instance = lease.token().to_string();
-    tracing::info!(
+    tracing::info!(target: LOG_TARGET,
         lock = %lease.store_describe(), instance = %instance, ttl_ms = lease.config().ttl.as_millis() as u64,
         renew_ms = lease.config().renew.as_millis() as u64, atomic_dispatch = atomic,
         "high availability: standing by until the lease is acquired"
@@ -107,7 +108,7 @@ pub async fn connect_database(
 ) -> anyhow::Result<(Database, Vec<Entry>)> {
     let db = Db::connect(url).await?;
     db.migrate().await?;
-    tracing::info!(database = %mask_url(url), "database connected and migrated");
+    tracing::info!(target: LOG_TARGET, database = %mask_url(url), "database connected and migrated");
     let (syncer, sync, entries) = Syncer::load(
         db.clone(),
         sql::context(zone.clone()),
@@ -142,7 +143,7 @@ pub async fn open_state_store(
 /// is logged and retried; only an unusable URL fails).
 pub async fn connect_broker(url: &str) -> anyhow::Result<Broker> {
     let broker = Broker::connect(url).await?;
-    tracing::info!(broker = %mask_url(url), "broker configured");
+    tracing::info!(target: LOG_TARGET, broker = %mask_url(url), "broker configured");
     Ok(broker)
 }
 

@@ -17,6 +17,11 @@ mod ops;
 pub mod run;
 mod schedules;
 
+/// The target of the log lines written here: that of the binary's root
+/// (`metronome`), as before these moved out of `main.rs`, so that
+/// `METRONOME_LOG` filters and JSON `target` fields are unchanged.
+const LOG_TARGET: &str = "metronome";
+
 pub use logging::init_logging;
 pub use ops::{healthcheck, migrate};
 pub use run::run;

@@ -19,6 +19,7 @@ use metronome::source::sql::{self, Db, SyncClient};
 use metronome::source::yaml::{self, DefaultZone};
 use metronome::state::file::StateFile;
 
+use super::LOG_TARGET;
 use super::backends::{self, States};
 use super::schedules::default_zone;
 use crate::RunArgs;
@@ -183,7 +184,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
 fn spawn_shutdown_signal(tx: watch::Sender<bool>) {
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutdown requested");
+        tracing::info!(target: LOG_TARGET, "shutdown requested");
         let _ = tx.send(true);
     });
 }
@@ -273,17 +274,17 @@ async fn start_http(
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(listener) => listener,
         Err(e) if !plan.required => {
-            tracing::warn!(addr = %addr, error = %e, "http api not started: the default address is taken (pass --http ADDR)");
+            tracing::warn!(target: LOG_TARGET, addr = %addr, error = %e, "http api not started: the default address is taken (pass --http ADDR)");
             return Ok(());
         }
         Err(e) => return Err(anyhow::anyhow!("cannot listen on {addr}: {e}")),
     };
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, "http api listening");
+    tracing::info!(target: LOG_TARGET, addr = %local, "http api listening");
     let state = Arc::new(api.state()?);
     tokio::spawn(async move {
         if let Err(e) = metronome::http::serve(listener, state, shutdown).await {
-            tracing::error!(error = %e, "http api stopped");
+            tracing::error!(target: LOG_TARGET, error = %e, "http api stopped");
         }
     });
     Ok(())
