@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use jiff::Timestamp;
-use metronome::broker::Broker;
+
 use metronome::celery::message::{self, Message, Publisher};
 
 #[tokio::main(flavor = "current_thread")]
@@ -38,9 +38,10 @@ async fn main() {
     for n in sizes {
         let prefix = format!("bench{}-{n}:", std::process::id());
         let sep = if url.contains('?') { '&' } else { '?' };
-        let mut broker = Broker::connect(&format!("{url}{sep}global_keyprefix={prefix}"))
-            .await
-            .expect("broker URL");
+        let mut broker =
+            metronome::broker::connect(&format!("{url}{sep}global_keyprefix={prefix}"), None)
+                .await
+                .expect("broker URL");
         let now = Timestamp::now();
         let t0 = Instant::now();
         let msgs: Vec<Message> = (0..n)

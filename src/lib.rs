@@ -13,11 +13,14 @@ pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod ports;
+pub mod redact;
+pub mod redis_link;
 pub mod schedule;
 pub mod service;
 pub mod source;
 pub mod state;
 pub mod syntax;
+pub mod tls;
 
 /// The hasher of the maps keyed by entry name (up to millions of keys):
 /// seeded per process, and fast where SipHash was 15 % of a 1M-entry start.

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use jiff::Timestamp;
-use metronome::broker::{Broker, PublishError};
+use metronome::broker::PublishError;
 
 fn target(vh: &Vhost, query: &str, max_priority: Option<u8>) -> Target {
     Target {
@@ -69,10 +69,12 @@ fn unavailable(r: &Result<(), PublishError>) -> &str {
 #[tokio::test]
 async fn declaration_mismatch_is_reported_and_passive_works() {
     let vh = Vhost::new("decl");
-    let mut prio = Broker::connect(&vh.url("x-max-priority=10")).await.unwrap();
+    let mut prio = metronome::broker::connect(&vh.url("x-max-priority=10"), None)
+        .await
+        .unwrap();
     assert_eq!(prio.publish(&[msg_to("celery")]).await, vec![Ok(())]);
 
-    let mut plain = Broker::connect(&vh.url("")).await.unwrap();
+    let mut plain = metronome::broker::connect(&vh.url(""), None).await.unwrap();
     let r = plain.publish(&[msg_to("celery"), msg_to("other")]).await;
     let e = unavailable(&r[0]);
     assert!(e.contains("x-max-priority"), "{e}");
@@ -80,7 +82,7 @@ async fn declaration_mismatch_is_reported_and_passive_works() {
     assert!(e.contains("queue_declare=passive"), "{e}");
     assert_eq!(r[1], Ok(()), "the channel is reopened after a 406");
 
-    let mut passive = Broker::connect(&vh.url("queue_declare=passive"))
+    let mut passive = metronome::broker::connect(&vh.url("queue_declare=passive"), None)
         .await
         .unwrap();
     assert_eq!(passive.publish(&[msg_to("celery")]).await, vec![Ok(())]);
@@ -95,7 +97,7 @@ async fn declaration_mismatch_is_reported_and_passive_works() {
 #[tokio::test]
 async fn unroutable_and_missing_exchange_are_errors() {
     let vh = Vhost::new("route");
-    let mut none = Broker::connect(&vh.url("queue_declare=none"))
+    let mut none = metronome::broker::connect(&vh.url("queue_declare=none"), None)
         .await
         .unwrap();
     let r = none.publish(&[msg_to("nowhere")]).await;
@@ -106,7 +108,7 @@ async fn unroutable_and_missing_exchange_are_errors() {
         "schedules:\n  a:\n    task: tasks.record\n    every: 1h\n    options: {queue: q, exchange: nosuch, routing_key: k}\n",
     );
     let m = message(&es, "a", Timestamp::now());
-    let mut b = Broker::connect(&vh.url("")).await.unwrap();
+    let mut b = metronome::broker::connect(&vh.url(""), None).await.unwrap();
     let r = b.publish(&[m, msg_to("celery")]).await;
     let e = unavailable(&r[0]);
     assert!(e.contains("nosuch") && e.contains("does not exist"), "{e}");
@@ -122,7 +124,7 @@ async fn refused_connection_is_unavailable() {
         .unwrap()
         .port();
     let url = format!("amqp://guest:hunter2@127.0.0.1:{port}//");
-    let mut b = Broker::connect(&url).await.unwrap();
+    let mut b = metronome::broker::connect(&url, None).await.unwrap();
     let r = b.publish(&[msg_to("celery")]).await;
     let e = unavailable(&r[0]);
     assert!(!e.contains("hunter2"), "{e}");

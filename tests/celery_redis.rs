@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use jiff::Timestamp;
-use metronome::broker::{Broker, PublishError};
+use metronome::broker::PublishError;
 use serde_json::Value as Json;
 
 /// A target on the shared test Redis, isolated by a kombu key prefix.
@@ -255,7 +255,9 @@ async fn refused_connection_is_unavailable_then_recovers() {
     let mut redis = OwnRedis::start();
     let es = entries("schedules:\n  a:\n    task: tasks.record\n    every: 1h\n");
     let msg = message(&es, "a", Timestamp::now());
-    let mut b = Broker::connect(&redis.url()).await.unwrap();
+    let mut b = metronome::broker::connect(&redis.url(), None)
+        .await
+        .unwrap();
     assert_eq!(b.publish(std::slice::from_ref(&msg)).await, vec![Ok(())]);
     redis.kill();
     for _ in 0..2 {
@@ -305,7 +307,9 @@ async fn burst_classifies_each_pipeline_of_a_failed_round_trip() {
             message(&es, if i % 7 == 3 { "b" } else { "a" }, at)
         })
         .collect();
-    let mut b = Broker::connect(&redis.url()).await.unwrap();
+    let mut b = metronome::broker::connect(&redis.url(), None)
+        .await
+        .unwrap();
     let client = redis::Client::open(redis.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("CLIENT")

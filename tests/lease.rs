@@ -12,7 +12,9 @@ use common::*;
 use jiff::Timestamp;
 use metronome::broker::PublishError;
 use metronome::broker::redis::{Fence, RedisBroker};
-use metronome::lease::{self, Keys, Lease, LeaseConfig, Role, Store};
+use metronome::lease::{self, LeaseConfig, RedisLease, Role};
+use metronome::ports::lease::Lease;
+use metronome::redis_link::{Keys, RedisLink};
 use metronome::state::EntryState;
 use metronome::state::redis::{RedisState, RedisStateError};
 
@@ -20,16 +22,16 @@ fn url() -> String {
     format!("{}/0", redis_base())
 }
 
-fn store() -> Arc<Store> {
-    Arc::new(Store::open(&url(), Duration::from_secs(1)).unwrap())
+fn store() -> Arc<RedisLink> {
+    Arc::new(RedisLink::open(&url(), Duration::from_secs(1)).unwrap())
 }
 
 fn keys(what: &str) -> Keys {
     Keys::new(&format!("{}:", unique(what)))
 }
 
-fn lease_with(keys: &Keys, ttl: Duration) -> Lease {
-    Lease::new(store(), keys.clone(), LeaseConfig::new(ttl, None).unwrap())
+fn lease_with(keys: &Keys, ttl: Duration) -> RedisLease {
+    RedisLease::new(store(), keys.clone(), LeaseConfig::new(ttl, None).unwrap())
 }
 
 async fn cleanup(k: &Keys) {
@@ -109,10 +111,11 @@ async fn expiry_hands_the_lease_over_with_a_new_fence() {
 async fn lease_task_leads_and_releases_on_stop() {
     let k = keys("task");
     let l = lease_with(&k, Duration::from_secs(1));
+    let cfg = l.config();
     let token = l.token().to_string();
     let (tx, mut role) = tokio::sync::watch::channel(Role::Standby);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(lease::run(l, tx, stop));
+    let task = tokio::spawn(lease::run(Arc::new(l), cfg, tx, stop));
     tokio::time::timeout(
         Duration::from_secs(5),
         role.wait_for(|r| r.name() == "leader"),
@@ -149,9 +152,10 @@ async fn lease_task_leads_and_releases_on_stop() {
 async fn lease_task_steps_down_when_the_key_is_taken() {
     let k = keys("stolen");
     let l = lease_with(&k, Duration::from_secs(1));
+    let cfg = l.config();
     let (tx, mut role) = tokio::sync::watch::channel(Role::Standby);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(lease::run(l, tx, stop));
+    let task = tokio::spawn(lease::run(Arc::new(l), cfg, tx, stop));
     tokio::time::timeout(
         Duration::from_secs(5),
         role.wait_for(|r| r.name() == "leader"),
@@ -207,12 +211,12 @@ async fn state_writes_are_fenced() {
     let loaded = st.load().await.unwrap();
     assert_eq!(loaded.len(), 2);
     assert_eq!(loaded["one"], s1);
-    assert!(st.check(&a.value(fa)).await.unwrap());
+    assert!(a.check(&a.value(fa)).await.unwrap());
     // A stale term writes nothing.
     let mut s2 = s1.clone();
     s2.total_runs = 99;
     let stale = a.value(fa + 1);
-    assert!(!st.check(&stale).await.unwrap());
+    assert!(!a.check(&stale).await.unwrap());
     assert_eq!(
         st.save(&stale, [("one", &s2)], &["two".to_string()]).await,
         Err(RedisStateError::Deposed)
@@ -363,11 +367,11 @@ async fn lease_through_sentinel() {
         "sentinel://127.0.0.1:{};sentinel://127.0.0.1:1/0?master_name=mymaster",
         pair.sentinel_port
     );
-    let store = Arc::new(Store::open(&url, Duration::from_secs(1)).unwrap());
+    let store = Arc::new(RedisLink::open(&url, Duration::from_secs(1)).unwrap());
     let k = keys("sentinel");
     let cfg = LeaseConfig::new(Duration::from_secs(5), None).unwrap();
-    let a = Lease::new(store.clone(), k.clone(), cfg);
-    let b = Lease::new(store, k.clone(), cfg);
+    let a = RedisLease::new(store.clone(), k.clone(), cfg);
+    let b = RedisLease::new(store, k.clone(), cfg);
     let fa = a
         .try_acquire()
         .await

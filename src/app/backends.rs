@@ -9,16 +9,19 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use metronome::broker::{Broker, mask_url};
+use metronome::broker::{self, Broker, mask_url, redis::FenceKeys};
 use metronome::entry::{Entry, FileOrigins};
-use metronome::lease::{self, Lease, LeaseConfig, Role};
+use metronome::lease::{LeaseConfig, RedisLease, Role};
+use metronome::ports::lease::Lease;
+use metronome::ports::store::StateStore;
+use metronome::redis_link::{Keys, RedisLink};
 use metronome::service::{Ha, Handle};
 use metronome::source::sql::{self, Db, SyncClient, Syncer};
 use metronome::source::yaml::DefaultZone;
+use metronome::state::EntryState;
 use metronome::state::file::StateFile;
 use metronome::state::redis::RedisState;
 use metronome::state::sql::SqlState;
-use metronome::state::{EntryState, StateStore};
 
 use super::LOG_TARGET;
 use crate::RunArgs;
@@ -28,7 +31,7 @@ pub type States = BTreeMap<String, EntryState>;
 
 /// `--lock`: the Redis lease (several instances, one dispatching), else
 /// `None`: standalone, with a warning unless `--no-lock` says so.
-pub fn open_lease(a: &RunArgs) -> anyhow::Result<Option<Lease>> {
+pub fn open_lease(a: &RunArgs) -> anyhow::Result<Option<Arc<RedisLease>>> {
     let Some(url) = a.lock.as_deref().filter(|u| !u.is_empty()) else {
         if !a.no_lock {
             tracing::warn!(target: LOG_TARGET,
@@ -38,9 +41,9 @@ pub fn open_lease(a: &RunArgs) -> anyhow::Result<Option<Lease>> {
         return Ok(None);
     };
     let config = LeaseConfig::new(a.lock_ttl, a.lock_renew)?;
-    let store = Arc::new(lease::Store::open(url, config.op_timeout())?);
-    let keys = lease::Keys::new(&a.state_prefix);
-    Ok(Some(Lease::new(store, keys, config)))
+    let link = Arc::new(RedisLink::open(url, config.op_timeout())?);
+    let keys = Keys::new(&a.state_prefix);
+    Ok(Some(Arc::new(RedisLease::new(link, keys, config))))
 }
 
 /// The lease task, kept until the run loop has stopped.
@@ -58,24 +61,36 @@ impl LeaseTask {
     }
 }
 
+/// The keys a Redis broker fences its publish with: only when the lease
+/// lives on the broker's own server and db (then the lease check, the
+/// publish and the state write are one script).
+pub fn fence_keys(lease: Option<&RedisLease>, broker_url: &str) -> Option<FenceKeys> {
+    let l = lease.filter(|l| l.link().same_server_as(broker_url))?;
+    Some(FenceKeys {
+        lease: l.keys().lock.clone(),
+        state: l.keys().state.clone(),
+    })
+}
+
 /// Starts the task that keeps `lease` and publishes this instance's role;
 /// the run loop dispatches only while it leads.
-pub fn start_lease(lease: Lease, broker_url: &str) -> (Ha, LeaseTask) {
-    let atomic = lease.store_same_server_as(broker_url);
+pub fn start_lease(lease: Arc<RedisLease>, atomic: bool) -> (Ha, LeaseTask) {
     let instance = lease.token().to_string();
+    let config = lease.config();
     tracing::info!(target: LOG_TARGET,
-        lock = %lease.store_describe(), instance = %instance, ttl_ms = lease.config().ttl.as_millis() as u64,
-        renew_ms = lease.config().renew.as_millis() as u64, atomic_dispatch = atomic,
+        lock = %lease.describe(), instance = %instance, ttl_ms = config.ttl.as_millis() as u64,
+        renew_ms = config.renew.as_millis() as u64, atomic_dispatch = atomic,
         "high availability: standing by until the lease is acquired"
     );
     let (stop, rx_stop) = watch::channel(false);
     let (tx, role) = watch::channel(Role::Standby);
-    let task = tokio::spawn(lease::run(lease, tx, rx_stop));
+    let task = tokio::spawn(metronome::lease::run(lease.clone(), config, tx, rx_stop));
+    let lease: Arc<dyn Lease> = lease;
     (
         Ha {
             role,
             instance,
-            atomic,
+            lease,
         },
         LeaseTask { stop, task },
     )
@@ -125,29 +140,32 @@ pub async fn connect_database(
 pub async fn open_state_store(
     file: Option<(StateFile, States)>,
     db: Option<&Db>,
-    lease: Option<&Lease>,
-) -> anyhow::Result<(StateStore, States)> {
+    lease: Option<&RedisLease>,
+) -> anyhow::Result<(Box<dyn StateStore>, States)> {
     if let Some(l) = lease {
-        let store = RedisState::new(l.store(), l.keys().clone());
-        return Ok((StateStore::Redis(store), States::default()));
+        let store = RedisState::new(l.link(), l.keys().clone());
+        return Ok((Box::new(store), States::default()));
     }
     if let Some(db) = db {
         let states = metronome::state::sql::load(db).await?;
-        return Ok((StateStore::Sql(SqlState::start(db.clone())), states));
+        return Ok((Box::new(SqlState::start(db.clone())), states));
     }
     let (f, states) = file.expect("standalone without a database, the state file is opened first");
-    Ok((StateStore::File(f), states))
+    Ok((Box::new(f), states))
 }
 
 /// The run loop's broker: set up, and tried once (an unreachable broker
 /// is logged and retried; only an unusable URL fails).
-pub async fn connect_broker(url: &str) -> anyhow::Result<Broker> {
-    let broker = Broker::connect(url).await?;
+pub async fn connect_broker(
+    url: &str,
+    fence: Option<FenceKeys>,
+) -> anyhow::Result<Box<dyn Broker>> {
+    let broker = broker::connect(url, fence).await?;
     tracing::info!(target: LOG_TARGET, broker = %mask_url(url), "broker configured");
     Ok(broker)
 }
 
 /// The API's own broker connection, pinged by `/readyz`.
-pub fn api_broker(url: &str) -> anyhow::Result<Broker> {
-    Ok(Broker::new(url)?)
+pub fn api_broker(url: &str) -> anyhow::Result<Box<dyn Broker>> {
+    Ok(broker::open(url, None)?)
 }

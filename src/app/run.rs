@@ -12,7 +12,8 @@ use anyhow::{Context as _, bail};
 use tokio::sync::watch;
 
 use metronome::entry::{Entry, FileOrigins};
-use metronome::lease::{Lease, Role};
+use metronome::lease::{RedisLease, Role};
+use metronome::ports::clock::SystemClock;
 use metronome::service::Handle;
 use metronome::service::inbox::SharedStatus;
 use metronome::source::sql::{self, Db, SyncClient};
@@ -32,7 +33,7 @@ struct Prepared {
     /// watcher share each entry).
     entries: Vec<Arc<Entry>>,
     files: Arc<FileOrigins>,
-    lease: Option<Lease>,
+    lease: Option<Arc<RedisLease>>,
     file_state: Option<(StateFile, States)>,
     http: Option<HttpPlan>,
 }
@@ -126,16 +127,17 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
         None => None,
     };
     let db = database.as_ref().map(|d| &d.db);
-    let (store, states) = backends::open_state_store(file_state, db, lease.as_ref()).await?;
+    let (store, states) = backends::open_state_store(file_state, db, lease.as_deref()).await?;
+    let fence = backends::fence_keys(lease.as_deref(), &broker_url);
     let (ha, lease_task) = match lease {
         Some(l) => {
-            let (ha, task) = backends::start_lease(l, &broker_url);
+            let (ha, task) = backends::start_lease(l, fence.is_some());
             (Some(ha), Some(task))
         }
         None => (None, None),
     };
     let role = ha.as_ref().map(|h| (h.role.clone(), h.instance.clone()));
-    let broker = backends::connect_broker(&broker_url).await?;
+    let broker = backends::connect_broker(&broker_url, fence).await?;
     let (tx, rx) = watch::channel(false);
     spawn_shutdown_signal(tx);
     let (db, sync) = match database {
@@ -171,7 +173,15 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
             rx.clone(),
         ));
     }
-    let result = metronome::service::run(entries, store, states, broker, rx, commands, ha).await;
+    let parts = metronome::service::Parts {
+        entries,
+        store,
+        states,
+        broker,
+        ha,
+        clock: Arc::new(SystemClock),
+    };
+    let result = metronome::service::run(parts, rx, commands).await;
     // Only now, with dispatch stopped, is the lease released.
     if let Some(t) = lease_task {
         t.stop().await;

@@ -602,6 +602,19 @@ fn is_soft(e: &lapin::Error, kind: AMQPSoftError) -> bool {
     }
 }
 
+impl super::Broker for AmqpBroker {
+    fn ping(&mut self) -> crate::ports::BoxFuture<'_, Result<(), PublishError>> {
+        Box::pin(AmqpBroker::ping(self))
+    }
+
+    fn publish<'a>(
+        &'a mut self,
+        messages: &'a [Message],
+    ) -> crate::ports::BoxFuture<'a, super::Published> {
+        Box::pin(AmqpBroker::publish(self, messages))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

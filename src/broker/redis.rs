@@ -46,10 +46,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 use tracing::{debug, warn};
 
-use super::{BrokerUrlError, PublishError, mask_url};
+use super::{AtomicPublish, Broker, BrokerUrlError, PublishError, Published, mask_url};
 use crate::celery::message::{
     Message, Route, redis_envelope_bytes, redis_queue_key, write_redis_envelope,
 };
+use crate::ports::BoxFuture;
 
 /// Messages per pipeline: small enough that encoding the next chunk
 /// overlaps with Redis storing this one, large enough that a burst needs
@@ -142,6 +143,17 @@ pub struct RedisBroker {
     conn: Option<ConnectionManager>,
     prefix: String,
     masked: String,
+    /// Set when this Redis also holds the lease and the run state: then
+    /// the broker offers [`AtomicPublish`].
+    fence: Option<FenceKeys>,
+}
+
+/// The lease key and the run-state hash of a lease kept on the broker's
+/// own Redis (same server, same db).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceKeys {
+    pub lease: String,
+    pub state: String,
 }
 
 impl RedisBroker {
@@ -154,7 +166,7 @@ impl RedisBroker {
         };
         let (url, prefix) = take_prefix(url).map_err(bad)?;
         if url.starts_with("rediss://") {
-            super::install_crypto_provider();
+            crate::tls::install_crypto_provider();
         }
         let client = Client::open(url.as_str()).map_err(|e| bad(e.to_string()))?;
         Ok(RedisBroker {
@@ -162,7 +174,15 @@ impl RedisBroker {
             conn: None,
             prefix,
             masked,
+            fence: None,
         })
+    }
+
+    /// Makes every publish under a lease fenced: the lease held in
+    /// `keys.lease` on this same Redis is checked, and each run's state
+    /// written to `keys.state`, in the script that pushes the messages.
+    pub fn fence_with(&mut self, keys: FenceKeys) {
+        self.fence = Some(keys);
     }
 
     /// The kombu key prefix in use (`""` if none).
@@ -505,6 +525,44 @@ fn take_prefix(url: &str) -> Result<(String, String), String> {
         url.push_str(f);
     }
     Ok((url, prefix))
+}
+
+impl Broker for RedisBroker {
+    fn ping(&mut self) -> BoxFuture<'_, Result<(), PublishError>> {
+        Box::pin(RedisBroker::ping(self))
+    }
+
+    fn publish<'a>(&'a mut self, messages: &'a [Message]) -> BoxFuture<'a, Published> {
+        Box::pin(RedisBroker::publish(self, messages))
+    }
+
+    fn atomic(&mut self) -> Option<&mut dyn AtomicPublish> {
+        match self.fence {
+            Some(_) => Some(self),
+            None => None,
+        }
+    }
+}
+
+impl AtomicPublish for RedisBroker {
+    fn publish_fenced<'a>(
+        &'a mut self,
+        messages: &'a [Message],
+        states: &'a [(&'a str, String)],
+        value: &'a str,
+    ) -> BoxFuture<'a, Published> {
+        Box::pin(async move {
+            let Some(keys) = self.fence.clone() else {
+                return vec![Err(PublishError::Deposed); messages.len()];
+            };
+            let fence = Fence {
+                lease_key: &keys.lease,
+                value,
+                state_key: &keys.state,
+            };
+            RedisBroker::publish_fenced(self, messages, states, fence).await
+        })
+    }
 }
 
 #[cfg(test)]

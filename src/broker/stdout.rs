@@ -3,8 +3,9 @@
 
 use tokio::io::{AsyncWriteExt, Stdout};
 
-use super::PublishError;
+use super::{Broker, PublishError, Published};
 use crate::celery::message::{Message, redis_envelope};
+use crate::ports::BoxFuture;
 
 pub struct StdoutBroker {
     out: Stdout,
@@ -36,5 +37,15 @@ impl StdoutBroker {
         .await
         .map_err(|e| PublishError::Unavailable(format!("writing to stdout: {e}")));
         messages.iter().map(|_| r.clone()).collect()
+    }
+}
+
+impl Broker for StdoutBroker {
+    fn ping(&mut self) -> BoxFuture<'_, Result<(), PublishError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn publish<'a>(&'a mut self, messages: &'a [Message]) -> BoxFuture<'a, Published> {
+        Box::pin(StdoutBroker::publish(self, messages))
     }
 }

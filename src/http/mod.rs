@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::entry::{Context, FileOrigins};
-use crate::lease::Role;
+use crate::ports::lease::Role;
 use crate::service::inbox::Handle;
 use crate::service::inbox::SharedStatus;
 use crate::source::sql::{Db, SOURCE, SyncClient};
@@ -53,7 +53,7 @@ pub struct AppState {
     pub reload: Option<SharedStatus>,
     /// A connection of its own to the broker, pinged by `/readyz` (the run
     /// loop's may be busy publishing).
-    pub broker: tokio::sync::Mutex<crate::broker::Broker>,
+    pub broker: tokio::sync::Mutex<Box<dyn crate::ports::broker::Broker>>,
 }
 
 /// How long `/readyz` waits for the broker to answer.

@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use super::EntryState;
+use crate::ports::BoxFuture;
+use crate::ports::store::{StateError, StateStore, States};
 
 /// Errors of the state files.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -337,6 +339,47 @@ impl Writer {
 
 /// Applies the journal at `path` to `entries` if it continues the snapshot
 /// (`generation`); returns it open for appending, with its length, or
+fn fatal(e: StateFileError) -> StateError {
+    StateError::Fatal(Box::new(e))
+}
+
+impl StateStore for StateFile {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Appends to the journal; returns once durable.
+    fn save<'a>(
+        &'a self,
+        changed: States<'a>,
+        removed: &'a [String],
+        _fence: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move { self.append(changed, removed).await.map_err(fatal) })
+    }
+
+    fn wants_save_all(&self) -> bool {
+        self.wants_snapshot()
+    }
+
+    /// A new snapshot, written in the background; a later save waits for
+    /// it, as the writer keeps requests in order.
+    fn save_all<'a>(
+        &'a self,
+        all: States<'a>,
+        _removed: &'a [String],
+        _fence: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move { self.snapshot(all, false).await.map_err(fatal) })
+    }
+
+    /// A clean stop leaves the whole state in the snapshot and the journal
+    /// empty, after anything still queued.
+    fn close<'a>(&'a self, all: States<'a>) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move { self.snapshot(all, true).await.map_err(fatal) })
+    }
+}
+
 /// `None` if it is missing or stale.
 fn replay(
     path: &Path,

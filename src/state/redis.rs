@@ -12,7 +12,9 @@ use std::sync::Arc;
 use redis::Script;
 
 use super::EntryState;
-use crate::lease::{Keys, Store};
+use crate::ports::BoxFuture;
+use crate::ports::store::{Loaded, StateError, StateStore, States};
+use crate::redis_link::{Keys, RedisLink};
 
 /// Fields per script call, so one write never stalls the server long.
 pub const CHUNK: usize = 1000;
@@ -44,15 +46,15 @@ return 1
 
 /// The run-state hash and the lease key that fences it.
 pub struct RedisState {
-    store: Arc<Store>,
+    link: Arc<RedisLink>,
     keys: Keys,
     save: Script,
 }
 
 impl RedisState {
-    pub fn new(store: Arc<Store>, keys: Keys) -> RedisState {
+    pub fn new(link: Arc<RedisLink>, keys: Keys) -> RedisState {
         RedisState {
-            store,
+            link,
             keys,
             save: Script::new(SAVE),
         }
@@ -66,7 +68,7 @@ impl RedisState {
     /// out (the entry then starts afresh).
     pub async fn load(&self) -> Result<BTreeMap<String, EntryState>, RedisStateError> {
         let raw: BTreeMap<String, String> = self
-            .store
+            .link
             .query(redis::cmd("HGETALL").arg(&self.keys.state))
             .await
             .map_err(|e| RedisStateError::Redis(e.to_string()))?;
@@ -82,16 +84,6 @@ impl RedisState {
             }
         }
         Ok(out)
-    }
-
-    /// True if the lease key still holds `value` (this leader's term).
-    pub async fn check(&self, value: &str) -> Result<bool, RedisStateError> {
-        let v: Option<String> = self
-            .store
-            .query(redis::cmd("GET").arg(&self.keys.lock))
-            .await
-            .map_err(|e| RedisStateError::Redis(e.to_string()))?;
-        Ok(v.as_deref() == Some(value))
     }
 
     /// Writes `entries` and deletes `removed`, if the lease still holds
@@ -123,7 +115,7 @@ impl RedisState {
                 inv.arg(n);
             }
             let r: i64 = self
-                .store
+                .link
                 .invoke(&inv)
                 .await
                 .map_err(|e| RedisStateError::Redis(e.to_string()))?;
@@ -132,5 +124,41 @@ impl RedisState {
             }
         }
         Ok(())
+    }
+}
+
+fn unavailable(e: RedisStateError) -> StateError {
+    StateError::Unavailable(Box::new(e))
+}
+
+impl StateStore for RedisState {
+    fn describe(&self) -> String {
+        format!("redis hash {}", self.keys.state)
+    }
+
+    /// Writes only under `fence`, and nothing without one (standby).
+    fn save<'a>(
+        &'a self,
+        changed: States<'a>,
+        removed: &'a [String],
+        fence: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            match fence {
+                Some(v) => RedisState::save(self, v, changed, removed)
+                    .await
+                    .map_err(unavailable),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// The previous leader's last word.
+    fn reload(&self) -> BoxFuture<'_, Result<Option<Loaded>, StateError>> {
+        Box::pin(async move { self.load().await.map(Some).map_err(unavailable) })
+    }
+
+    fn close<'a>(&'a self, _all: States<'a>) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async { Ok(()) })
     }
 }

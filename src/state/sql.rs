@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::EntryState;
+use crate::ports::BoxFuture;
+use crate::ports::store::{StateError, StateStore, States};
 use crate::source::sql::{Db, DbError};
 
 /// Rows per multi-row upsert (9 parameters each, under SQLite's limit).
@@ -164,12 +166,40 @@ impl SqlState {
 
     /// Waits (at most `limit`) until everything queued is written; false if
     /// it was not.
-    pub async fn close(self, limit: Duration) -> bool {
+    pub async fn close(&self, limit: Duration) -> bool {
         let (done, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::Flush(done));
         let ok = matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())));
         self.task.abort();
         ok
+    }
+}
+
+impl StateStore for SqlState {
+    fn describe(&self) -> String {
+        "database".to_string()
+    }
+
+    /// Queues the write and never fails: the writer retries on its own
+    /// while the database is down.
+    fn save<'a>(
+        &'a self,
+        changed: States<'a>,
+        removed: &'a [String],
+        _fence: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        SqlState::save(self, changed, removed);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Flushes what is queued, waiting at most 5 s.
+    fn close<'a>(&'a self, _all: States<'a>) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            if !SqlState::close(self, Duration::from_secs(5)).await {
+                error!("run state could not be written to the database before exit");
+            }
+            Ok(())
+        })
     }
 }
 

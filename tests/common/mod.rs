@@ -387,7 +387,7 @@ impl Target {
 }
 
 pub async fn publish_all(url: &str, msgs: &[Message]) {
-    let mut b = metronome::broker::Broker::connect(url).await.unwrap();
+    let mut b = metronome::broker::connect(url, None).await.unwrap();
     let results = b.publish(msgs).await;
     assert_eq!(results.len(), msgs.len());
     for r in results {
