@@ -4,6 +4,7 @@
 //! See `ARCHITECTURE.md` for the data flow and a map of the modules.
 
 pub mod broker;
+pub mod db;
 pub mod celery;
 pub mod duration;
 pub mod engine;

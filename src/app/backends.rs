@@ -13,7 +13,8 @@ use metronome::broker::{Broker, mask_url};
 use metronome::entry::{Entry, FileOrigins};
 use metronome::lease::{self, Lease, LeaseConfig, Role};
 use metronome::service::{Ha, Handle};
-use metronome::source::sql::{self, Db, SyncClient, Syncer};
+use metronome::db::{self, Db, SyncClient};
+use metronome::source::db::Syncer;
 use metronome::source::yaml::DefaultZone;
 use metronome::state::file::StateFile;
 use metronome::state::redis::RedisState;
@@ -111,7 +112,7 @@ pub async fn connect_database(
     tracing::info!(target: LOG_TARGET, database = %mask_url(url), "database connected and migrated");
     let (syncer, sync, entries) = Syncer::load(
         db.clone(),
-        sql::context(zone.clone()),
+        db::context(zone.clone()),
         files.clone(),
         handle.clone(),
     )

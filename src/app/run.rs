@@ -15,7 +15,7 @@ use metronome::entry::{Entry, FileOrigins};
 use metronome::lease::{Lease, Role};
 use metronome::service::Handle;
 use metronome::service::inbox::SharedStatus;
-use metronome::source::sql::{self, Db, SyncClient};
+use metronome::db::{self, Db, SyncClient};
 use metronome::source::yaml::{self, DefaultZone};
 use metronome::state::file::StateFile;
 
@@ -254,11 +254,12 @@ impl ApiParts {
             db: self.db.clone(),
             sync: self.sync.clone(),
             files: self.files.clone(),
-            ctx: sql::context(self.zone.clone()),
+            ctx: db::context(self.zone.clone()),
             token: self.token.clone(),
             role: self.role.clone(),
             reload: self.reload.clone(),
             broker: tokio::sync::Mutex::new(backends::api_broker(&self.broker_url)?),
+            clock: Arc::new(metronome::ports::clock::SystemClock),
         })
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::EntryState;
-use crate::source::sql::{Db, DbError};
+use crate::db::{Db, DbError};
 
 /// Rows per multi-row upsert (9 parameters each, under SQLite's limit).
 const CHUNK: usize = 500;
