@@ -4,8 +4,8 @@
 //! See `ARCHITECTURE.md` for the data flow and a map of the modules.
 
 pub mod broker;
-pub mod db;
 pub mod celery;
+pub mod db;
 pub mod duration;
 pub mod engine;
 pub mod entry;

@@ -10,10 +10,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use metronome::broker::{Broker, mask_url};
+use metronome::db::{self, Db, SyncClient};
 use metronome::entry::{Entry, FileOrigins};
 use metronome::lease::{self, Lease, LeaseConfig, Role};
 use metronome::service::{Ha, Handle};
-use metronome::db::{self, Db, SyncClient};
 use metronome::source::db::Syncer;
 use metronome::source::yaml::DefaultZone;
 use metronome::state::file::StateFile;

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use tokio::sync::watch;
 
+use metronome::db::{self, Db, SyncClient};
 use metronome::entry::{Entry, FileOrigins};
 use metronome::lease::{Lease, Role};
 use metronome::service::Handle;
 use metronome::service::inbox::SharedStatus;
-use metronome::db::{self, Db, SyncClient};
 use metronome::source::yaml::{self, DefaultZone};
 use metronome::state::file::StateFile;
 

@@ -25,12 +25,12 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::db::{Db, SOURCE, SyncClient};
 use crate::entry::{Context, FileOrigins};
 use crate::lease::Role;
+use crate::ports::clock::Clock;
 use crate::service::inbox::Handle;
 use crate::service::inbox::SharedStatus;
-use crate::db::{Db, SOURCE, SyncClient};
-use crate::ports::clock::Clock;
 
 /// Largest request body accepted (413 beyond).
 pub const BODY_LIMIT: usize = 256 * 1024;

@@ -90,7 +90,10 @@ pub fn unprocessable(msg: impl Into<String>) -> ApiError {
 }
 
 /// Takes `name` out of a body; it must match `expected` if given.
-pub fn take_name(body: &mut Map<String, Json_>, expected: Option<&str>) -> Result<String, ApiError> {
+pub fn take_name(
+    body: &mut Map<String, Json_>,
+    expected: Option<&str>,
+) -> Result<String, ApiError> {
     let name = match body.remove("name") {
         None => None,
         Some(Json_::String(s)) => Some(s),
