@@ -68,6 +68,7 @@ impl SyncClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_refresh_waits_for_its_answer() {
@@ -90,6 +91,8 @@ mod tests {
     async fn a_refresh_returns_when_the_syncer_is_gone() {
         let (client, rx) = SyncClient::channel();
         drop(rx);
-        client.refresh(vec!["a".into()]).await;
+        let waited =
+            tokio::time::timeout(Duration::from_secs(5), client.refresh(vec!["a".into()])).await;
+        assert!(waited.is_ok(), "refresh waited for a syncer that is gone");
     }
 }

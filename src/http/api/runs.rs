@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::{not_found, stopped};
 use crate::engine::{Run, upcoming};
 use crate::entry::Entry;
-use crate::http::{ApiError, AppState, ErrorBody, Shared};
+use crate::http::{ApiError, ErrorBody, Shared};
+use crate::ports::clock::Clock;
 
 /// Most runs one next-runs request lists.
 pub const MAX_COUNT: usize = 10_000;
@@ -37,9 +38,9 @@ pub struct NextQuery {
 }
 
 /// `from`, or the clock's now.
-fn parse_from(st: &AppState, from: &Option<String>) -> Result<Timestamp, ApiError> {
+fn parse_from(clock: &dyn Clock, from: &Option<String>) -> Result<Timestamp, ApiError> {
     match from {
-        None => Ok(st.clock.now()),
+        None => Ok(clock.now()),
         Some(s) => s.parse().map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -64,7 +65,7 @@ async fn upcoming_runs(
     q: &NextQuery,
     only: Option<String>,
 ) -> Result<Option<Vec<NextRun>>, ApiError> {
-    let from = parse_from(st, &q.from)?;
+    let from = parse_from(&*st.clock, &q.from)?;
     let count = q.count.unwrap_or(10).min(MAX_COUNT);
     st.handle
         .inspect(move |s| {
@@ -111,4 +112,31 @@ pub async fn entry_next_runs(
         .await?
         .map(Json)
         .ok_or_else(|| not_found(&name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::clock::TestClock;
+
+    #[test]
+    fn from_defaults_to_the_clock_and_must_be_rfc_3339() {
+        let t: Timestamp = "2030-01-02T03:04:05Z".parse().unwrap();
+        let clock = TestClock::new(t);
+        let now = parse_from(&clock, &None).unwrap();
+        assert!(
+            now >= t && now < t + jiff::SignedDuration::from_secs(60),
+            "{now}"
+        );
+        let given = parse_from(&clock, &Some("2020-05-06T07:08:09Z".into())).unwrap();
+        assert_eq!(given.to_string(), "2020-05-06T07:08:09Z");
+        let err = parse_from(&clock, &Some("tomorrow".into())).unwrap_err();
+        assert_eq!(err.0, StatusCode::BAD_REQUEST);
+        assert!(
+            err.1
+                .starts_with("from: invalid RFC 3339 instant `tomorrow`: "),
+            "{}",
+            err.1
+        );
+    }
 }
