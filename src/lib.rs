@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod celery;
+pub mod db;
 pub mod duration;
 pub mod engine;
 pub mod entry;

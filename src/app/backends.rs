@@ -10,13 +10,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use metronome::broker::{self, Broker, mask_url, redis::FenceKeys};
+use metronome::db::{self, Db, SyncClient};
 use metronome::entry::{Entry, FileOrigins};
 use metronome::lease::{LeaseConfig, RedisLease, Role};
 use metronome::ports::lease::Lease;
 use metronome::ports::store::StateStore;
 use metronome::redis_link::{Keys, RedisLink};
 use metronome::service::{Ha, Handle};
-use metronome::source::sql::{self, Db, SyncClient, Syncer};
+use metronome::source::db::Syncer;
 use metronome::source::yaml::DefaultZone;
 use metronome::state::EntryState;
 use metronome::state::file::StateFile;
@@ -96,6 +97,23 @@ pub fn start_lease(lease: Arc<RedisLease>, atomic: bool) -> (Ha, LeaseTask) {
     )
 }
 
+/// The dispatching side: the lease task (if any) and the broker, which
+/// fences its publish with the lease when both share a Redis.
+pub async fn start_dispatch(
+    lease: Option<Arc<RedisLease>>,
+    broker_url: &str,
+) -> anyhow::Result<(Option<Ha>, Option<LeaseTask>, Box<dyn Broker>)> {
+    let fence = fence_keys(lease.as_deref(), broker_url);
+    let (ha, task) = match lease {
+        Some(l) => {
+            let (ha, task) = start_lease(l, fence.is_some());
+            (Some(ha), Some(task))
+        }
+        None => (None, None),
+    };
+    Ok((ha, task, connect_broker(broker_url, fence).await?))
+}
+
 /// Standalone without a database: the state file, opened (and locked)
 /// before anything else. `None` when run state lives elsewhere.
 pub fn open_state_file(a: &RunArgs, leased: bool) -> anyhow::Result<Option<(StateFile, States)>> {
@@ -126,7 +144,7 @@ pub async fn connect_database(
     tracing::info!(target: LOG_TARGET, database = %mask_url(url), "database connected and migrated");
     let (syncer, sync, entries) = Syncer::load(
         db.clone(),
-        sql::context(zone.clone()),
+        db::context(zone.clone()),
         files.clone(),
         handle.clone(),
     )

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use metronome::broker::mask_url;
-use metronome::source::sql::Db;
+use metronome::db::Db;
 
 use crate::HealthArgs;
 

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use tokio::sync::watch;
 
+use metronome::db::{self, Db, SyncClient};
 use metronome::entry::{Entry, FileOrigins};
 use metronome::lease::{RedisLease, Role};
-use metronome::ports::clock::SystemClock;
+use metronome::ports::clock::{Clock, SystemClock};
 use metronome::service::Handle;
 use metronome::service::inbox::SharedStatus;
-use metronome::source::sql::{self, Db, SyncClient};
 use metronome::source::yaml::{self, DefaultZone};
 use metronome::state::file::StateFile;
 
@@ -115,29 +115,16 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
         file_state,
         http,
     } = p;
+    // One clock for the loop, the API and the reloads.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let yaml_entries = entries.clone();
     let (handle, commands) = metronome::service::channel();
     metronome::metrics::spawn_upkeep();
-    let database = match &a.database {
-        Some(url) => {
-            let (d, db_entries) = backends::connect_database(url, &zone, &files, &handle).await?;
-            entries.extend(db_entries.into_iter().map(Arc::new));
-            Some(d)
-        }
-        None => None,
-    };
+    let database = open_database(&a, &zone, &files, &handle, &mut entries).await?;
     let db = database.as_ref().map(|d| &d.db);
     let (store, states) = backends::open_state_store(file_state, db, lease.as_deref()).await?;
-    let fence = backends::fence_keys(lease.as_deref(), &broker_url);
-    let (ha, lease_task) = match lease {
-        Some(l) => {
-            let (ha, task) = backends::start_lease(l, fence.is_some());
-            (Some(ha), Some(task))
-        }
-        None => (None, None),
-    };
+    let (ha, lease_task, broker) = backends::start_dispatch(lease, &broker_url).await?;
     let role = ha.as_ref().map(|h| (h.role.clone(), h.instance.clone()));
-    let broker = backends::connect_broker(&broker_url, fence).await?;
     let (tx, rx) = watch::channel(false);
     spawn_shutdown_signal(tx);
     let (db, sync) = match database {
@@ -159,6 +146,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
         role,
         reload: reload.clone(),
         broker_url,
+        clock: clock.clone(),
     };
     if let Some(plan) = http {
         start_http(plan, &api, rx.clone()).await?;
@@ -179,7 +167,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
         states,
         broker,
         ha,
-        clock: Arc::new(SystemClock),
+        clock,
     };
     let result = metronome::service::run(parts, rx, commands).await;
     // Only now, with dispatch stopped, is the lease released.
@@ -188,6 +176,22 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
     }
     result?;
     Ok(())
+}
+
+/// `--database`: connected and migrated; its valid rows join `entries`.
+async fn open_database(
+    a: &RunArgs,
+    zone: &DefaultZone,
+    files: &Arc<FileOrigins>,
+    handle: &Handle,
+    entries: &mut Vec<Arc<Entry>>,
+) -> anyhow::Result<Option<backends::Database>> {
+    let Some(url) = &a.database else {
+        return Ok(None);
+    };
+    let (d, db_entries) = backends::connect_database(url, zone, files, handle).await?;
+    entries.extend(db_entries.into_iter().map(Arc::new));
+    Ok(Some(d))
 }
 
 /// Sets `tx` on SIGTERM or SIGINT.
@@ -255,6 +259,7 @@ struct ApiParts {
     role: Option<(watch::Receiver<Role>, String)>,
     reload: Option<SharedStatus>,
     broker_url: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl ApiParts {
@@ -264,11 +269,12 @@ impl ApiParts {
             db: self.db.clone(),
             sync: self.sync.clone(),
             files: self.files.clone(),
-            ctx: sql::context(self.zone.clone()),
+            ctx: db::context(self.zone.clone()),
             token: self.token.clone(),
             role: self.role.clone(),
             reload: self.reload.clone(),
             broker: tokio::sync::Mutex::new(backends::api_broker(&self.broker_url)?),
+            clock: self.clock.clone(),
         })
     }
 }

@@ -25,11 +25,12 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::db::{Db, SOURCE, SyncClient};
 use crate::entry::{Context, FileOrigins};
 use crate::ports::lease::Role;
+use crate::ports::clock::Clock;
 use crate::service::inbox::Handle;
 use crate::service::inbox::SharedStatus;
-use crate::source::sql::{Db, SOURCE, SyncClient};
 
 /// Largest request body accepted (413 beyond).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -54,6 +55,8 @@ pub struct AppState {
     /// A connection of its own to the broker, pinged by `/readyz` (the run
     /// loop's may be busy publishing).
     pub broker: tokio::sync::Mutex<Box<dyn crate::ports::broker::Broker>>,
+    /// The wall clock handlers read "now" from.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// How long `/readyz` waits for the broker to answer.
@@ -120,12 +123,17 @@ pub fn router(state: Shared) -> axum::Router {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
-        .routes(routes!(api::list, api::create))
-        .routes(routes!(api::get_one, api::replace, api::patch, api::delete))
-        .routes(routes!(api::entry_next_runs))
-        .routes(routes!(api::run_now))
-        .routes(routes!(api::next_runs))
-        .routes(routes!(api::history))
+        .routes(routes!(api::schedules::list, api::writes::create))
+        .routes(routes!(
+            api::schedules::get_one,
+            api::writes::replace,
+            api::writes::patch,
+            api::writes::delete
+        ))
+        .routes(routes!(api::runs::entry_next_runs))
+        .routes(routes!(api::writes::run_now))
+        .routes(routes!(api::runs::next_runs))
+        .routes(routes!(api::history::history))
         .routes(routes!(reload))
         .split_for_parts();
     let doc = Arc::new(doc);

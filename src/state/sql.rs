@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::EntryState;
+use crate::db::{Db, DbError};
 use crate::ports::BoxFuture;
 use crate::ports::store::{StateError, StateStore, States};
-use crate::source::sql::{Db, DbError};
 
 /// Rows per multi-row upsert (9 parameters each, under SQLite's limit).
 const CHUNK: usize = 500;
