@@ -168,6 +168,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
             yaml_entries,
             handle.clone(),
             status,
+            Arc::new(metronome::ports::clock::SystemClock),
             rx.clone(),
         ));
     }
