@@ -106,14 +106,13 @@ async fn declare_as_worker(ch: &Channel, queue: &str, o: &AmqpOptions) -> Result
         ..Default::default()
     };
     let r = async {
-        ch.exchange_declare(
-            queue.into(),
-            lapin::ExchangeKind::Direct,
+        declare_direct_exchange(
+            ch,
+            queue,
             ExchangeDeclareOptions {
                 durable: true,
                 ..Default::default()
             },
-            FieldTable::default(),
         )
         .await?;
         ch.queue_declare(queue.into(), durable, o.queue_arguments())
@@ -145,14 +144,13 @@ async fn declare_as_worker(ch: &Channel, queue: &str, o: &AmqpOptions) -> Result
 
 /// Checks that a named exchange exists, without changing it.
 async fn check_exchange(ch: &Channel, exchange: &str) -> Result<(), PublishError> {
-    ch.exchange_declare(
-        exchange.into(),
-        lapin::ExchangeKind::Direct,
+    declare_direct_exchange(
+        ch,
+        exchange,
         ExchangeDeclareOptions {
             passive: true,
             ..Default::default()
         },
-        FieldTable::default(),
     )
     .await
     .map_err(|e| {
@@ -162,6 +160,21 @@ async fn check_exchange(ch: &Channel, exchange: &str) -> Result<(), PublishError
             format!("checking exchange `{exchange}`: {e}")
         })
     })
+}
+
+/// `exchange.declare` of the direct exchange `name`, without arguments.
+async fn declare_direct_exchange(
+    ch: &Channel,
+    name: &str,
+    options: ExchangeDeclareOptions,
+) -> lapin::Result<()> {
+    ch.exchange_declare(
+        name.into(),
+        lapin::ExchangeKind::Direct,
+        options,
+        FieldTable::default(),
+    )
+    .await
 }
 
 fn is_soft(e: &lapin::Error, kind: AMQPSoftError) -> bool {

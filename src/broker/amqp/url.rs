@@ -231,31 +231,37 @@ mod tests {
 
     #[test]
     fn errors_keep_their_messages() {
-        let e = |url: &str| parse_url(url, no_env).unwrap_err().to_string();
-        assert_eq!(e("localhost:5672"), "missing scheme");
-        assert_eq!(e("http://h"), "not an AMQP scheme: http");
-        assert_eq!(
-            e("amqp://h/%ff"),
-            "vhost is not valid UTF-8 after URL-decoding"
-        );
-        assert_eq!(
-            e("amqp://%ff:p@h"),
-            "user name is not valid UTF-8 after URL-decoding"
-        );
-        assert_eq!(e("amqp://[::1:5672"), "unclosed `[` in host");
-        assert_eq!(e("amqp://h:99999"), "bad port `99999`");
-        assert_eq!(
-            e("amqp://h/?heartbeat=soon"),
-            "`heartbeat` must be a number, not `soon`"
-        );
-        assert_eq!(
-            e("amqp://h/?queue_declare=maybe"),
-            "queue_declare must be declare, passive or none, not `maybe`"
-        );
-        assert_eq!(e("amqp://h/?bogus=1"), "unknown option `bogus`");
+        let cases = [
+            ("localhost:5672", "missing scheme"),
+            ("http://h", "not an AMQP scheme: http"),
+            (
+                "amqp://h/%ff",
+                "vhost is not valid UTF-8 after URL-decoding",
+            ),
+            (
+                "amqp://%ff:p@h",
+                "user name is not valid UTF-8 after URL-decoding",
+            ),
+            ("amqp://[::1:5672", "unclosed `[` in host"),
+            ("amqp://h:99999", "bad port `99999`"),
+            (
+                "amqp://h/?heartbeat=soon",
+                "`heartbeat` must be a number, not `soon`",
+            ),
+            (
+                "amqp://h/?queue_declare=maybe",
+                "queue_declare must be declare, passive or none, not `maybe`",
+            ),
+            ("amqp://h/?bogus=1", "unknown option `bogus`"),
+        ];
+        for (url, message) in cases {
+            let e = parse_url(url, no_env).unwrap_err();
+            assert_eq!(e.to_string(), message, "{url}");
+        }
         let env = |k: &str| (k == "METRONOME_AMQP_MAX_PRIORITY").then(|| "x".to_string());
+        let e = parse_url("amqp://h", env).unwrap_err();
         assert_eq!(
-            parse_url("amqp://h", env).unwrap_err().to_string(),
+            e.to_string(),
             "METRONOME_AMQP_MAX_PRIORITY: x-max-priority must be 0..255, not `x`"
         );
     }
