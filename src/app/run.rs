@@ -158,6 +158,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
             yaml_entries,
             handle.clone(),
             status,
+            clock.clone(),
             rx.clone(),
         ));
     }

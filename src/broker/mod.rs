@@ -11,7 +11,6 @@ pub mod stdout;
 
 pub use crate::ports::broker::{AtomicPublish, Broker, PublishError, Published};
 pub use crate::redact::mask_url;
-pub(crate) use crate::tls::install_crypto_provider;
 
 /// A broker URL that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -411,12 +411,6 @@ fn envelope_serde(m: &Message, delivery_tag: &str) -> String {
 /// map, no intermediate strings but the body).
 fn envelope_direct(m: &Message, delivery_tag: &str, out: &mut Vec<u8>) {
     use std::io::Write;
-    fn s(out: &mut Vec<u8>, v: &str) {
-        serde_json::to_writer(&mut *out, v).expect("strings serialize");
-    }
-    fn j<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-        serde_json::to_writer(&mut *out, v).expect("JSON values serialize");
-    }
     let e = &m.entry;
     let o = &e.options;
     let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -425,42 +419,34 @@ fn envelope_direct(m: &Message, delivery_tag: &str, out: &mut Vec<u8>) {
     write_body(&mut body, e);
     out.reserve(1024 + body.len() * 2);
     out.extend_from_slice(br#"{"body":""#);
-    let at = out.len();
-    out.resize(
-        at + base64::encoded_len(body.len(), true).expect("small body"),
-        0,
-    );
-    let n = base64::engine::general_purpose::STANDARD
-        .encode_slice(&body, &mut out[at..])
-        .expect("sized above");
-    out.truncate(at + n);
+    write_base64(out, &body);
     out.extend_from_slice(
         br#"","content-encoding":"utf-8","content-type":"application/json","headers":{"lang":"py","task":"#,
     );
-    s(out, &e.task);
+    write_json_str(out, &e.task);
     out.extend_from_slice(br#","id":""#);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(br#"","shadow":null,"eta":null,"expires":"#);
     match m.expires_text() {
-        Some(t) => s(out, &t),
+        Some(t) => write_json_str(out, &t),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(br#","group":null,"group_index":null,"retries":0,"timelimit":["#);
-    j(out, &o.time_limit);
+    write_json(out, &o.time_limit);
     out.push(b',');
-    j(out, &o.soft_time_limit);
+    write_json(out, &o.soft_time_limit);
     out.extend_from_slice(br#"],"root_id":""#);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(br#"","parent_id":null,"argsrepr":"#);
-    s(out, &m.argsrepr());
+    write_json_str(out, &m.argsrepr());
     out.extend_from_slice(br#","kwargsrepr":"#);
-    s(out, &m.kwargsrepr());
+    write_json_str(out, &m.kwargsrepr());
     out.extend_from_slice(br#","origin":"#);
-    s(out, &m.origin);
+    write_json_str(out, &m.origin);
     out.extend_from_slice(
         br#","ignore_result":null,"replaced_task_nesting":0,"stamped_headers":null,"stamps":{},"celery_beat_task":true,"periodic_task_name":"#,
     );
-    s(out, &e.name);
+    write_json_str(out, &e.name);
     out.extend_from_slice(br#","scheduled_at":"#);
     match m.scheduled {
         Some(t) => {
@@ -470,27 +456,58 @@ fn envelope_direct(m: &Message, delivery_tag: &str, out: &mut Vec<u8>) {
     }
     for (k, v) in m.extra_headers.iter().chain(o.headers.iter()) {
         out.push(b',');
-        s(out, k);
+        write_json_str(out, k);
         out.push(b':');
-        j(out, v);
+        write_json(out, v);
     }
-    out.extend_from_slice(br#"},"properties":{"correlation_id":""#);
+    out.extend_from_slice(b"},");
+    write_properties(m, id, delivery_tag, out);
+}
+
+/// The envelope's `"properties":{…}` (kombu's, for the Redis transport),
+/// written as [`envelope_serde`] writes them; closes the envelope.
+fn write_properties(m: &Message, id: &str, delivery_tag: &str, out: &mut Vec<u8>) {
+    use std::io::Write;
+    out.extend_from_slice(br#""properties":{"correlation_id":""#);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(br#"","reply_to":"#);
-    s(out, &m.reply_to);
+    write_json_str(out, &m.reply_to);
     out.extend_from_slice(br#","delivery_mode":2"#);
     if let Some(ms) = m.expiration_ms {
         let _ = write!(out, r#","expiration":"{ms}""#);
     }
     out.extend_from_slice(br#","delivery_info":{"exchange":"#);
-    s(out, &m.route.exchange);
+    write_json_str(out, &m.route.exchange);
     out.extend_from_slice(br#","routing_key":"#);
-    s(out, &m.route.routing_key);
+    write_json_str(out, &m.route.routing_key);
     let _ = write!(
         out,
         r#"}},"priority":{},"body_encoding":"base64","delivery_tag":"{delivery_tag}"}}}}"#,
         m.priority
     );
+}
+
+/// `v` as a JSON string.
+fn write_json_str(out: &mut Vec<u8>, v: &str) {
+    serde_json::to_writer(&mut *out, v).expect("strings serialize");
+}
+
+/// `v` as JSON.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    serde_json::to_writer(&mut *out, v).expect("JSON values serialize");
+}
+
+/// `bytes` in standard base64 (padded), encoded straight into `out`.
+fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let at = out.len();
+    out.resize(
+        at + base64::encoded_len(bytes.len(), true).expect("small body"),
+        0,
+    );
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(bytes, &mut out[at..])
+        .expect("sized above");
+    out.truncate(at + n);
 }
 
 /// Lateness of a publish: how long after the run was due it went out.

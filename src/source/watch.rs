@@ -16,9 +16,10 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use super::yaml::{self, DefaultZone};
+use super::yaml::{self, DefaultZone, LoadErrors};
 use crate::NameHasher;
 use crate::entry::{ByName, Entry};
+use crate::ports::clock::Clock;
 use crate::service::inbox::{Command, Handle, SharedStatus};
 
 /// How often files are checked for changes.
@@ -64,13 +65,15 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<Result<(u64, SystemTime), String>> {
 }
 
 /// Watches `paths` until `shutdown`, applying accepted versions through
-/// `handle`. `initial` is the version the service started with.
+/// `handle`. `initial` is the version the service started with; `clock`
+/// stamps each attempt in `status`.
 pub async fn run(
     paths: Vec<PathBuf>,
     zone: DefaultZone,
     initial: Vec<Arc<Entry>>,
     handle: Handle,
     status: SharedStatus,
+    clock: Arc<dyn Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -96,7 +99,7 @@ pub async fn run(
         }
         seen = now_seen;
         let reason = if forced { "SIGHUP" } else { "file change" };
-        let at = Timestamp::now();
+        let at = clock.now();
         let loaded = {
             let (paths, zone) = (paths.clone(), zone.clone());
             tokio::task::spawn_blocking(move || yaml::load_files(&paths, &zone)).await
@@ -111,22 +114,9 @@ pub async fn run(
         match result {
             Ok(entries) => {
                 let entries: Vec<Arc<Entry>> = entries.into_iter().map(Arc::new).collect();
-                let d = diff(&current, &entries);
-                let (added_or_changed, removed) = (d.upsert.len(), d.remove.len());
-                if !d.upsert.is_empty() && !handle.send(Command::Upsert(d.upsert)).await {
+                if !apply(&mut current, entries, &handle, reason).await {
                     return;
                 }
-                if !d.remove.is_empty() && !handle.send(Command::Remove(d.remove)).await {
-                    return;
-                }
-                current = entries.into_iter().map(ByName).collect();
-                info!(
-                    reason,
-                    entries = current.len(),
-                    added_or_changed,
-                    removed,
-                    "schedule reloaded"
-                );
                 let mut s = status.lock().expect("status lock");
                 s.last_attempt = Some(at);
                 s.last_success = Some(at);
@@ -134,23 +124,53 @@ pub async fn run(
                 s.reloads += 1;
                 crate::metrics::set_reload(&s);
             }
-            Err(errs) => {
-                for e in &errs.0 {
-                    error!(error = %e, "schedule reload rejected");
-                }
-                error!(
-                    reason,
-                    errors = errs.0.len(),
-                    "schedule reload rejected; the previous schedule keeps running"
-                );
-                let mut s = status.lock().expect("status lock");
-                s.last_attempt = Some(at);
-                s.errors = errs.0.iter().map(|e| e.to_string()).collect();
-                s.failures += 1;
-                crate::metrics::set_reload(&s);
-            }
+            Err(errs) => reject(&errs, &status, reason, at),
         }
     }
+}
+
+/// Sends the difference from `current` to `entries` to the scheduler and
+/// makes `entries` current. False if the scheduler is gone.
+async fn apply(
+    current: &mut HashSet<ByName, NameHasher>,
+    entries: Vec<Arc<Entry>>,
+    handle: &Handle,
+    reason: &str,
+) -> bool {
+    let d = diff(current, &entries);
+    let (added_or_changed, removed) = (d.upsert.len(), d.remove.len());
+    if !d.upsert.is_empty() && !handle.send(Command::Upsert(d.upsert)).await {
+        return false;
+    }
+    if !d.remove.is_empty() && !handle.send(Command::Remove(d.remove)).await {
+        return false;
+    }
+    *current = entries.into_iter().map(ByName).collect();
+    info!(
+        reason,
+        entries = current.len(),
+        added_or_changed,
+        removed,
+        "schedule reloaded"
+    );
+    true
+}
+
+/// Logs a rejected version's errors and keeps them in `status`.
+fn reject(errs: &LoadErrors, status: &SharedStatus, reason: &str, at: Timestamp) {
+    for e in &errs.0 {
+        error!(error = %e, "schedule reload rejected");
+    }
+    error!(
+        reason,
+        errors = errs.0.len(),
+        "schedule reload rejected; the previous schedule keeps running"
+    );
+    let mut s = status.lock().expect("status lock");
+    s.last_attempt = Some(at);
+    s.errors = errs.0.iter().map(|e| e.to_string()).collect();
+    s.failures += 1;
+    crate::metrics::set_reload(&s);
 }
 
 #[cfg(test)]
