@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use metronome::engine::{Run, upcoming};
 use metronome::entry::Entry;
+use metronome::ports::clock::{Clock, SystemClock};
 use metronome::source::yaml::{self, DefaultZone};
 
 use crate::{NextArgs, ZoneArg};
@@ -74,7 +74,7 @@ pub fn next(a: &NextArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let from = a.from.unwrap_or_else(Timestamp::now);
+    let from = a.from.unwrap_or_else(|| SystemClock.now());
     let selected = select(&entries, a.name.as_deref())?;
     // Without run state, an interval is anchored at `--from`.
     let runs = upcoming(

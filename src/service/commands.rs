@@ -7,6 +7,7 @@
 use tracing::info;
 
 use super::beat::Beat;
+use super::inbox::RunNowError;
 use super::{Command, ServiceError};
 use crate::celery::message;
 use crate::state::{HistoryItem, HistoryOutcome};
@@ -71,9 +72,13 @@ impl Beat {
     }
 
     /// Publishes one run of `name` outside its schedule, with a fresh task id.
-    async fn run_now(&mut self, name: &str, now: jiff::Timestamp) -> Result<uuid::Uuid, String> {
+    async fn run_now(
+        &mut self,
+        name: &str,
+        now: jiff::Timestamp,
+    ) -> Result<uuid::Uuid, RunNowError> {
         let Some((entry, _, _)) = self.sched.get(name) else {
-            return Err(format!("no schedule named `{name}`"));
+            return Err(RunNowError::NoSuchSchedule(name.to_string()));
         };
         let m = message::build(entry, None, now, &self.publisher);
         match self.broker.publish(std::slice::from_ref(&m)).await.pop() {
@@ -82,8 +87,8 @@ impl Beat {
                 crate::metrics::requested();
                 Ok(m.task_id)
             }
-            Some(Err(e)) => Err(e.to_string()),
-            None => Err("the broker returned no result".into()),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(RunNowError::NoResult),
         }
     }
 }

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::engine::Scheduler;
 use crate::entry::Entry;
+use crate::ports::broker::PublishError;
 
 /// A request to the running loop.
 pub enum Command {
@@ -25,10 +26,23 @@ pub enum Command {
     /// Publish one run of an entry now, with a fresh task id.
     RunNow {
         name: String,
-        reply: oneshot::Sender<Result<Uuid, String>>,
+        reply: oneshot::Sender<Result<Uuid, RunNowError>>,
     },
     /// Read the scheduler's current view.
     Inspect(Box<dyn FnOnce(&Scheduler) + Send>),
+}
+
+/// Why a run-now request was not published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunNowError {
+    #[error("no schedule named `{0}`")]
+    NoSuchSchedule(String),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("the broker returned no result")]
+    NoResult,
+    #[error("the scheduler has stopped")]
+    Stopped,
 }
 
 /// Sends [`Command`]s to a running loop. Cheap to clone.
@@ -69,7 +83,7 @@ impl Handle {
     }
 
     /// Publishes one run of `name` now; returns its task id.
-    pub async fn run_now(&self, name: &str) -> Result<Uuid, String> {
+    pub async fn run_now(&self, name: &str) -> Result<Uuid, RunNowError> {
         let (reply, rx) = oneshot::channel();
         if !self
             .send(Command::RunNow {
@@ -78,10 +92,9 @@ impl Handle {
             })
             .await
         {
-            return Err("the scheduler has stopped".into());
+            return Err(RunNowError::Stopped);
         }
-        rx.await
-            .unwrap_or_else(|_| Err("the scheduler has stopped".into()))
+        rx.await.unwrap_or(Err(RunNowError::Stopped))
     }
 }
 

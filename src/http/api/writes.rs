@@ -222,6 +222,6 @@ pub async fn run_now(
         Ok(id) => Ok(Json(RunNow {
             task_id: id.to_string(),
         })),
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e)),
+        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     }
 }
