@@ -28,8 +28,6 @@ use std::sync::{Mutex, OnceLock};
 use jiff::{SignedDuration, Timestamp};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::service::inbox::ReloadStatus;
-
 /// Runs published, by `entry`.
 pub const DISPATCHED: &str = "metronome_runs_dispatched_total";
 /// Runs not published, by `entry` and `reason` (misfire, grace, expired, disabled).
@@ -220,12 +218,23 @@ pub fn set_schedules(file: usize, database: usize) {
     ::metrics::gauge!(SCHEDULES, "source" => "database").set(database as f64);
 }
 
-/// Mirrors a reload status (after each attempt).
-pub fn set_reload(s: &ReloadStatus) {
-    ::metrics::counter!(RELOADS).absolute(s.reloads);
-    ::metrics::counter!(RELOAD_ERRORS).absolute(s.failures);
-    ::metrics::gauge!(RELOAD_OK).set(if s.errors.is_empty() { 1.0 } else { 0.0 });
-    if let Some(t) = s.last_success {
+/// What the reload metrics mirror, after each attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Reloads {
+    /// Versions applied, and attempts refused, since start.
+    pub applied: u64,
+    pub failures: u64,
+    /// The latest attempt was accepted.
+    pub ok: bool,
+    pub last_success: Option<Timestamp>,
+}
+
+/// Mirrors the reload status (after each attempt).
+pub fn set_reload(r: Reloads) {
+    ::metrics::counter!(RELOADS).absolute(r.applied);
+    ::metrics::counter!(RELOAD_ERRORS).absolute(r.failures);
+    ::metrics::gauge!(RELOAD_OK).set(if r.ok { 1.0 } else { 0.0 });
+    if let Some(t) = r.last_success {
         ::metrics::gauge!(RELOAD_LAST_SUCCESS).set(unix(t));
     }
 }

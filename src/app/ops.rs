@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use metronome::broker::mask_url;
+use metronome::redact::mask_url;
 use metronome::db::Db;
 
 use crate::HealthArgs;

@@ -13,7 +13,7 @@
 //!
 //! **Invariant**: knows nothing of schedule sources, the service loop or
 //! HTTP; it depends only on `entry` (the validation context of rows) and
-//! `broker::mask_url`.
+//! `redact::mask_url`.
 
 pub mod query;
 pub mod row;
@@ -26,7 +26,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::broker::mask_url;
+use crate::redact::mask_url;
 use crate::entry::Context;
 
 pub use row::{Columns, Row, RowError};

@@ -117,6 +117,18 @@ pub struct ReloadStatus {
     pub failures: u64,
 }
 
+impl ReloadStatus {
+    /// The figures the reload metrics show.
+    pub fn metrics(&self) -> crate::metrics::Reloads {
+        crate::metrics::Reloads {
+            applied: self.reloads,
+            failures: self.failures,
+            ok: self.errors.is_empty(),
+            last_success: self.last_success,
+        }
+    }
+}
+
 /// Shared view of [`ReloadStatus`]: written by the file watcher, read by
 /// the API.
 pub type SharedStatus = Arc<Mutex<ReloadStatus>>;

@@ -122,7 +122,7 @@ pub async fn run(
                 s.last_success = Some(at);
                 s.errors.clear();
                 s.reloads += 1;
-                crate::metrics::set_reload(&s);
+                crate::metrics::set_reload(s.metrics());
             }
             Err(errs) => reject(&errs, &status, reason, at),
         }
@@ -170,7 +170,7 @@ fn reject(errs: &LoadErrors, status: &SharedStatus, reason: &str, at: Timestamp)
     s.last_attempt = Some(at);
     s.errors = errs.0.iter().map(|e| e.to_string()).collect();
     s.failures += 1;
-    crate::metrics::set_reload(&s);
+    crate::metrics::set_reload(s.metrics());
 }
 
 #[cfg(test)]
