@@ -3,11 +3,14 @@
 //! vhost of its own (whose name contains `/`, so the URL decoding is
 //! exercised by both sides). Also the declaration modes and their errors.
 
-mod common;
-
-use common::*;
 use jiff::Timestamp;
 use metronome::broker::{Broker, PublishError};
+
+use crate::util::amqp::Vhost;
+use crate::util::celery::{
+    Target, entries, message, scenario_binary_exactly_once, scenario_expired, scenario_priorities,
+    scenario_roundtrip,
+};
 
 fn target(vh: &Vhost, query: &str, max_priority: Option<u8>) -> Target {
     Target {
@@ -128,49 +131,15 @@ async fn refused_connection_is_unavailable() {
     assert!(!e.contains("hunter2"), "{e}");
 }
 
-/// Closes every connection to `vh` from the server side, as a broker
-/// restart or a network cut would.
-fn close_connections(vh: &Vhost) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "-q",
-            "--no-table-headers",
-            "pid",
-            "vhost",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut closed = 0;
-    for line in text.lines() {
-        if let Some((pid, vhost)) = line.split_once('\t')
-            && vhost.trim() == vh.name
-        {
-            let st = std::process::Command::new("rabbitmqctl")
-                .args(["close_connection", pid.trim(), "metronome test cut"])
-                .output()
-                .unwrap();
-            assert!(
-                st.status.success(),
-                "{}",
-                String::from_utf8_lossy(&st.stderr)
-            );
-            closed += 1;
-        }
-    }
-    assert!(closed > 0, "no connection to {} found in:\n{text}", vh.name);
-}
-
 /// RabbitMQ closes metronome's connection while `metronome run` dispatches
 /// every second: it reconnects, and each scheduled time still executes
 /// exactly once.
 #[tokio::test]
 async fn binary_reconnects_after_connection_loss() {
     let vh = Vhost::new("cut");
-    let cut = || close_connections(&vh);
+    let cut = || vh.close_connections();
     if let Some(m) = scenario_binary_exactly_once(&target(&vh, "", None), Some(&cut)).await {
-        let log = m.log_text();
+        let log = m.logs();
         assert!(
             log.contains("AMQP connection lost; reconnecting"),
             "no reconnect seen:\n{log}"

@@ -5,240 +5,27 @@
 //! Set `METRONOME_TEST_PG` to point at another server (default
 //! `postgres://postgres@127.0.0.1:5432/test`, trust auth).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
+use crate::util::db::{Pg, admin_url, migrate, sqlite_url};
+use crate::util::http::{client, get, send};
+use crate::util::process::Metronome as Instance;
+use crate::util::wait_for;
+
 const TOKEN: &str = "s3cret-token";
 
-fn admin_url() -> String {
-    std::env::var("METRONOME_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn random_name(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
-}
-
-/// A PostgreSQL database of its own, dropped at the end.
-struct Pg {
-    name: String,
-    url: String,
-}
-
-impl Pg {
-    async fn new() -> Pg {
-        let name = random_name("mt");
-        let mut c = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        let base = admin_url();
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-        Pg { name, url }
-    }
-
-    async fn conn(&self) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.url).await.unwrap()
-    }
-
-    async fn exec(&self, sql: &str) {
-        let mut c = self.conn().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
-
-    /// Runs `sql` from the admin database (for statements about this one).
-    async fn admin(&self, sql: &str) {
-        let mut c = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.replace("$DB", &self.name)))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                }
-            });
-        })
-        .join()
-        .unwrap();
-    }
-}
-
-/// A running `metronome run` with the API on a free loopback port.
-struct Instance {
-    child: Child,
-    base: String,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Instance {
-    fn start(args: &[&str], token: Option<&str>) -> Instance {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_metronome"));
-        cmd.args(["--log-format", "json", "run", "--broker", "stdout://"])
-            .args(["--http", "127.0.0.1:0"])
-            .arg("--state-file")
-            .arg(dir.path().join("state.json"))
-            .args(args)
-            .env_remove("METRONOME_TIMEZONE")
-            .env_remove("CELERY_TIMEZONE")
-            .env_remove("METRONOME_DATABASE_URL")
-            .env("METRONOME_LOG", "info,tower_http=warn,sqlx=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match token {
-            Some(t) => cmd.env("METRONOME_API_TOKEN", t),
-            None => cmd.env_remove("METRONOME_API_TOKEN"),
-        };
-        let mut child = cmd.spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let out = child.stdout.take().unwrap();
-            let lines = stdout.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-            });
-            let err = child.stderr.take().unwrap();
-            let lines = stderr.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(err).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<Value>(&l)
-                        && v["message"] == "http api listening"
-                    {
-                        let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
-                    }
-                    lines.lock().unwrap().push(l);
-                }
-            });
-        }
-        std::mem::forget(dir); // the state file outlives this scope; the OS temp dir is cleaned separately
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "metronome did not start:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-        };
-        Instance {
-            child,
-            base: format!("http://{addr}"),
-            stdout,
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn published(&self) -> Vec<Value> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn get(i: &Instance, path: &str) -> (StatusCode, Value) {
-    let r = client().get(i.url(path)).send().await.unwrap();
-    let s = r.status();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-async fn send(
-    i: &Instance,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> (StatusCode, Value) {
-    let mut r = client().request(method, i.url(path));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.header("content-type", "application/json").body(b);
-    }
-    let r = r.send().await.unwrap();
-    let s = r.status();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Polls `f` until it returns true (generous limit); returns the time taken.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut f: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if f().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// `metronome run` serving the API, its state file in a directory of its
+/// own; `args` follow `run`.
+fn start(args: &[&str], token: Option<&str>) -> Instance {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let mut all = vec!["--state-file", state.to_str().unwrap()];
+    all.extend_from_slice(args);
+    Instance::serve(&all, token).keeping(dir)
 }
 
 async fn task_of(i: &Instance, name: &str) -> Option<String> {
@@ -254,22 +41,6 @@ fn yaml_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
     )
     .unwrap();
     p
-}
-
-fn migrate(url: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_metronome"))
-        .args(["migrate", "--database", url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn sqlite_url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("metronome.db").display())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,7 +85,7 @@ async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_ro
     assert!(v2 > v1, "an update must bump the row's version");
 
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
+    let url = sqlite_url(dir.path());
     migrate(&url);
     migrate(&url);
     let mut s = sqlx::SqliteConnection::connect(&url).await.unwrap();
@@ -356,8 +127,8 @@ async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_ro
 async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let file = yaml_file(&dir);
-    let url = sqlite_url(&dir);
-    let i = Instance::start(
+    let url = sqlite_url(dir.path());
+    let i = start(
         &["--database", &url, "--schedule", file.to_str().unwrap()],
         Some(TOKEN),
     );
@@ -731,8 +502,8 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_without_a_configured_token_are_forbidden() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
-    let i = Instance::start(&["--database", &url], None);
+    let url = sqlite_url(dir.path());
+    let i = start(&["--database", &url], None);
     let body = json!({"name": "n", "task": "t", "every": "1s"}).to_string();
     let (s, v) = send(
         &i,
@@ -792,8 +563,8 @@ async fn live_edits_reach_every_instance_postgres() {
     // Many other rows: an edit must cost one row's work, not a reload.
     pg.exec("INSERT INTO metronome_schedule (name, task, every) SELECT 'bulk-' || g, 'app.tasks.bulk', '1h' FROM generate_series(1, 5000) g")
         .await;
-    let a = Instance::start(&["--database", &pg.url], Some(TOKEN));
-    let b = Instance::start(&["--database", &pg.url], Some(TOKEN));
+    let a = start(&["--database", &pg.url], Some(TOKEN));
+    let b = start(&["--database", &pg.url], Some(TOKEN));
     let mut c = pg.conn().await;
     let c = tokio::sync::Mutex::new(&mut c);
     live_edit_latency("PostgreSQL LISTEN/NOTIFY", &a, &b, async |n| {
@@ -819,15 +590,15 @@ async fn live_edits_reach_every_instance_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_edits_reach_every_instance_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
+    let url = sqlite_url(dir.path());
     migrate(&url);
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("INSERT INTO metronome_schedule (name, task, every) VALUES ('live', 'app.tasks.start', '1h')")
         .execute(&mut c)
         .await
         .unwrap();
-    let a = Instance::start(&["--database", &url], Some(TOKEN));
-    let b = Instance::start(&["--database", &url], Some(TOKEN));
+    let a = start(&["--database", &url], Some(TOKEN));
+    let b = start(&["--database", &url], Some(TOKEN));
     let c = tokio::sync::Mutex::new(&mut c);
     live_edit_latency("SQLite version polling", &a, &b, async |n| {
         sqlx::query("UPDATE metronome_schedule SET task = $1 WHERE name = 'live'")
@@ -861,7 +632,7 @@ async fn invalid_rows_are_skipped_listed_and_conflicts_name_both_places() {
          INSERT INTO metronome_schedule (name, task, every) VALUES ('from-file', 't', '1s');",
     )
     .await;
-    let i = Instance::start(
+    let i = start(
         &["--database", &pg.url, "--schedule", file.to_str().unwrap()],
         Some(TOKEN),
     );
@@ -951,7 +722,7 @@ async fn edits_made_while_the_listener_reconnects_are_applied_after_resync() {
         "INSERT INTO metronome_schedule (name, task, every) VALUES ('live', 'app.tasks.v0', '1h')",
     )
     .await;
-    let i = Instance::start(&["--database", &pg.url], Some(TOKEN));
+    let i = start(&["--database", &pg.url], Some(TOKEN));
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut pid = listener_pid(&pg).await;
     while pid.is_none() {
@@ -1009,7 +780,7 @@ async fn a_database_outage_keeps_the_schedule_running_and_resyncs() {
          INSERT INTO metronome_schedule (name, task, every) VALUES ('edited', 'app.tasks.before', '1h');",
     )
     .await;
-    let i = Instance::start(&["--database", &pg.url], Some(TOKEN));
+    let i = start(&["--database", &pg.url], Some(TOKEN));
     // After the start-up reconcile (the syncer ticks every 250 ms): the
     // outage must be found through the listener's lost connection.
     tokio::time::sleep(Duration::from_secs(1)).await;

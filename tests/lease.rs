@@ -3,18 +3,19 @@
 //! release, expiry, fence increments, compare-and-set refusing a stale
 //! token, fenced state writes and the fenced (atomic) publish.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use jiff::Timestamp;
 use metronome::broker::PublishError;
 use metronome::broker::redis::{Fence, RedisBroker};
 use metronome::lease::{self, Keys, Lease, LeaseConfig, Role, Store};
 use metronome::state::EntryState;
 use metronome::state::redis::{RedisState, RedisStateError};
+
+use crate::util::celery::{entries, message};
+use crate::util::redis::{RedisServer, redis_base, redis_conn};
+use crate::util::unique;
 
 fn url() -> String {
     format!("{}/0", redis_base())
@@ -279,89 +280,18 @@ async fn fenced_publish_pushes_and_records_or_does_nothing() {
 }
 
 async fn llen(key: &str) -> usize {
-    let mut c = redis_conn().await;
-    redis::cmd("LLEN")
-        .arg(key)
-        .query_async(&mut c)
-        .await
-        .unwrap()
-}
-
-/// A redis-server and a Sentinel monitoring it, on free ports; both killed
-/// on drop.
-struct SentinelPair {
-    children: Vec<std::process::Child>,
-    sentinel_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for SentinelPair {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_sentinel() -> SentinelPair {
-    use std::process::{Command, Stdio};
-    let (mport, sport) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!("port {sport}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {mport} 1\n"),
-    )
-    .unwrap();
-    let spawn = |args: Vec<String>| {
-        Command::new("redis-server")
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs")
-    };
-    let master = spawn(vec![
-        "--port".into(),
-        mport.to_string(),
-        "--bind".into(),
-        "127.0.0.1".into(),
-        "--save".into(),
-        "".into(),
-    ]);
-    let sentinel = spawn(vec![conf.display().to_string(), "--sentinel".into()]);
-    let start = std::time::Instant::now();
-    for p in [mport, sport] {
-        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-            assert!(start.elapsed() < PATIENCE, "redis/sentinel did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    SentinelPair {
-        children: vec![master, sentinel],
-        sentinel_port: sport,
-        _dir: dir,
-    }
+    crate::util::redis::llen(&url(), key).await.unwrap()
 }
 
 /// `sentinel://…?master_name=` finds the master through the Sentinel and
 /// runs the lease there.
 #[tokio::test]
 async fn lease_through_sentinel() {
-    let pair = start_sentinel();
+    let master = RedisServer::start();
+    let sentinel = RedisServer::sentinel(&master);
     let url = format!(
         "sentinel://127.0.0.1:{};sentinel://127.0.0.1:1/0?master_name=mymaster",
-        pair.sentinel_port
+        sentinel.port
     );
     let store = Arc::new(Store::open(&url, Duration::from_secs(1)).unwrap());
     let k = keys("sentinel");
