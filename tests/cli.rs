@@ -5,7 +5,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::util::process::{Metronome, metronome as bin, write_file};
+use crate::util::process::{Metronome, metronome as bin, run_ok, write_file};
 use crate::util::wait_until;
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
@@ -33,16 +33,7 @@ fn run(schedule: &std::path::Path, state: &std::path::Path) -> Metronome {
 
 #[test]
 fn check_accepts_the_example_and_summarises() {
-    let out = bin()
-        .args(["check", "schedules/example.yaml"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_ok(bin().args(["check", "schedules/example.yaml"]));
     assert!(
         stdout.starts_with("ok: 7 schedules in 1 file ("),
         "{stdout}"
@@ -84,18 +75,14 @@ fn next_json_lists_runs_with_offsets_across_a_dst_change() {
         "s.yaml",
         "timezone: America/New_York\nschedules:\n  nightly-cleanup:\n    task: app.tasks.cleanup\n    cron: '0 3 * * *'\n  half:\n    task: app.tasks.half\n    cron: '30 2 * * *'\n",
     );
-    let out = bin()
-        .arg("next")
-        .arg(&f)
-        .args(["--json", "--from", "2026-03-07T00:00:00Z", "--count", "4"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    let out = run_ok(bin().arg("next").arg(&f).args([
+        "--json",
+        "--from",
+        "2026-03-07T00:00:00Z",
+        "--count",
+        "4",
+    ]));
+    let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();

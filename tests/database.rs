@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::util::db::{Pg, admin_url, migrate, sqlite_url};
-use crate::util::http::{client, get, send};
+use crate::util::http::{client, get, metrics, send};
 use crate::util::process::Metronome as Instance;
 use crate::util::wait_for;
 
@@ -691,14 +691,7 @@ async fn invalid_rows_are_skipped_listed_and_conflicts_name_both_places() {
         v["error"].is_null() && v["schedule"] == json!({"every": "2s"})
     })
     .await;
-    let text = client()
-        .get(i.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&i).await;
     assert!(text.contains("metronome_schedules_invalid 2"), "{text}");
 }
 

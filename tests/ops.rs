@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::util::db::sqlite_url;
 use crate::util::http::{client, get, get_blocking, metrics};
 use crate::util::port::free_port;
-use crate::util::process::{Metronome, metronome, output_text};
+use crate::util::process::{Metronome, metronome, output_text, run_ok};
 use crate::util::python::{have_python, python};
 use crate::util::redis::RedisServer;
 use crate::util::{PATIENCE, ci, repo, wait_for, wait_until};
@@ -444,15 +444,10 @@ sys.stdout.write(kinds["ConfigMap"]["data"]["schedule.yaml"])
         configmap, file,
         "the ConfigMap carries deploy/schedule.yaml"
     );
-    let out = metronome()
-        .arg("check")
-        .arg(repo().join("deploy/schedule.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        metronome()
+            .arg("check")
+            .arg(repo().join("deploy/schedule.yaml")),
     );
 }
 

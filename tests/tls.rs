@@ -10,21 +10,12 @@ use std::time::Duration;
 
 use crate::util::amqp::Vhost;
 use crate::util::port::{free_port, wait_listening};
-use crate::util::process::{Guard, Metronome, metronome, write_file};
+use crate::util::process::{Guard, Metronome, metronome, run_ok, write_file};
 use crate::util::redis::RedisServer;
 use crate::util::{ci, unique};
 
 fn sh(dir: &Path, args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .current_dir(dir)
-        .output()
-        .expect("command runs");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new(args[0]).args(&args[1..]).current_dir(dir));
 }
 
 /// A CA and a server certificate for 127.0.0.1 / localhost.
@@ -129,30 +120,24 @@ fn run_with(dir: &Path, args: &[&str], trust_ca: bool, secs: u64) -> Vec<String>
 }
 
 fn list(dir: &Path, port: u16) -> Vec<String> {
-    let out = Command::new("redis-cli")
-        .args([
-            "--tls",
-            "--cacert",
-            "ca.crt",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "LRANGE",
-            "celery",
-            "0",
-            "-1",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("redis-cli runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("redis-cli")
+            .args([
+                "--tls",
+                "--cacert",
+                "ca.crt",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "LRANGE",
+                "celery",
+                "0",
+                "-1",
+            ])
+            .current_dir(dir),
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    out.lines()
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect()

@@ -5,6 +5,7 @@
 
 use std::process::Command;
 
+use super::process::run_ok;
 use super::unique;
 
 pub fn amqp_base() -> String {
@@ -14,17 +15,7 @@ pub fn amqp_base() -> String {
 
 /// Runs `rabbitmqctl args`, which must succeed; returns its stdout.
 pub fn rabbitmqctl(args: &[&str]) -> String {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_ok(Command::new("rabbitmqctl").args(args))
 }
 
 /// A RabbitMQ vhost made for one test (its name contains a `/`, to check

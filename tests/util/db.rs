@@ -8,7 +8,7 @@ use std::path::Path;
 
 use sqlx::Connection;
 
-use super::process::{metronome, output_text};
+use super::process::{metronome, run_ok};
 
 /// The shared server's admin database.
 pub fn admin_url() -> String {
@@ -89,9 +89,5 @@ pub fn sqlite_url(dir: &Path) -> String {
 
 /// `metronome migrate --database url`, which must succeed.
 pub fn migrate(url: &str) {
-    let out = metronome()
-        .args(["migrate", "--database", url])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
+    run_ok(metronome().args(["migrate", "--database", url]));
 }

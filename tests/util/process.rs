@@ -36,6 +36,17 @@ pub fn output_text(out: &std::process::Output) -> String {
     )
 }
 
+/// Runs `cmd` to its end; it must succeed. Returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        output_text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Kills and reaps the child on drop.
 pub struct Guard(pub Child);
 

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use super::process::run_ok;
 use super::{ci, repo};
 
 /// The Python interpreter to run.
@@ -47,16 +48,10 @@ pub fn celery() -> Option<PathBuf> {
         .or_else(|_| File::create(std::env::temp_dir().join("metronome-celery-venv.lock")))
         .expect("lock file for the venv");
     lock.lock().expect("lock the venv lock file");
-    let out = Command::new("bash")
-        .arg(repo().join(".ci/celery-venv.sh"))
-        .arg(&venv)
-        .output()
-        .expect("run .ci/celery-venv.sh");
-    assert!(
-        out.status.success(),
-        "creating the Celery venv failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("bash")
+            .arg(repo().join(".ci/celery-venv.sh"))
+            .arg(&venv),
     );
     drop(lock);
     Some(venv.join("bin/celery"))
