@@ -43,6 +43,24 @@ fn yaml_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
     p
 }
 
+/// Asserts that the database behind connection `$c` refuses every
+/// statement of `$bad` (a macro: PostgreSQL and SQLite connections share
+/// no executor type here).
+macro_rules! rejects_all {
+    ($c:expr, $bad:expr, $db:expr) => {
+        for q in $bad {
+            assert!(
+                sqlx::query(sqlx::AssertSqlSafe(q))
+                    .execute(&mut $c)
+                    .await
+                    .is_err(),
+                "{} accepted: {q}",
+                $db
+            );
+        }
+    };
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_rows() {
     let pg = Pg::new().await;
@@ -57,15 +75,7 @@ async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_ro
         "INSERT INTO metronome_schedule (name, task, every, misfire) VALUES ('mf', 't', '1s', 'sometimes')",
         "INSERT INTO metronome_schedule (name, task, every) VALUES ('a/b', 't', '1s')",
     ];
-    for q in bad {
-        assert!(
-            sqlx::query(sqlx::AssertSqlSafe(q))
-                .execute(&mut c)
-                .await
-                .is_err(),
-            "PostgreSQL accepted: {q}"
-        );
-    }
+    rejects_all!(c, bad, "PostgreSQL");
     sqlx::query("INSERT INTO metronome_schedule (name, task, every, options) VALUES ('ok', 't', '1s', '{\"priority\": 9}')")
         .execute(&mut c)
         .await
@@ -89,15 +99,7 @@ async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_ro
     migrate(&url);
     migrate(&url);
     let mut s = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    for q in bad {
-        assert!(
-            sqlx::query(sqlx::AssertSqlSafe(q))
-                .execute(&mut s)
-                .await
-                .is_err(),
-            "SQLite accepted: {q}"
-        );
-    }
+    rejects_all!(s, bad, "SQLite");
     sqlx::query("INSERT INTO metronome_schedule (name, task, every) VALUES ('ok', 't', '1s')")
         .execute(&mut s)
         .await

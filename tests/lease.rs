@@ -12,6 +12,8 @@ use metronome::broker::redis::{Fence, RedisBroker};
 use metronome::lease::{self, Keys, Lease, LeaseConfig, Role, Store};
 use metronome::state::EntryState;
 use metronome::state::redis::{RedisState, RedisStateError};
+use tokio::sync::watch::{self, Receiver};
+use tokio::task::JoinHandle;
 
 use crate::util::celery::{entries, message};
 use crate::util::redis::{RedisServer, redis_base, redis_conn};
@@ -106,21 +108,31 @@ async fn expiry_hands_the_lease_over_with_a_new_fence() {
     cleanup(&k).await;
 }
 
+/// The lease task for `l`: its role, its stop switch and the task.
+fn spawn_lease(l: Lease) -> (Receiver<Role>, watch::Sender<bool>, JoinHandle<()>) {
+    let (tx, role) = watch::channel(Role::Standby);
+    let (stop_tx, stop) = watch::channel(false);
+    (role, stop_tx, tokio::spawn(lease::run(l, tx, stop)))
+}
+
+/// Waits at most `secs` for the lease task to publish the role `name`.
+async fn role_becomes(role: &mut Receiver<Role>, name: &str, secs: u64) {
+    tokio::time::timeout(
+        Duration::from_secs(secs),
+        role.wait_for(|r| r.name() == name),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("not {name} within {secs} s"))
+    .unwrap();
+}
+
 #[tokio::test]
 async fn lease_task_leads_and_releases_on_stop() {
     let k = keys("task");
     let l = lease_with(&k, Duration::from_secs(1));
     let token = l.token().to_string();
-    let (tx, mut role) = tokio::sync::watch::channel(Role::Standby);
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(lease::run(l, tx, stop));
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        role.wait_for(|r| r.name() == "leader"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (mut role, stop_tx, task) = spawn_lease(l);
+    role_becomes(&mut role, "leader", 5).await;
     let fence = match &*role.borrow() {
         Role::Leader(t) => t.fence,
         Role::Standby => unreachable!(),
@@ -150,16 +162,8 @@ async fn lease_task_leads_and_releases_on_stop() {
 async fn lease_task_steps_down_when_the_key_is_taken() {
     let k = keys("stolen");
     let l = lease_with(&k, Duration::from_secs(1));
-    let (tx, mut role) = tokio::sync::watch::channel(Role::Standby);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(lease::run(l, tx, stop));
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        role.wait_for(|r| r.name() == "leader"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (mut role, _stop_tx, task) = spawn_lease(l);
+    role_becomes(&mut role, "leader", 5).await;
     // Someone overwrites the key (an operator, or a split brain): the next
     // renewal's compare fails and the task stands by, then keeps polling.
     let mut c = redis_conn().await;
@@ -171,21 +175,9 @@ async fn lease_task_steps_down_when_the_key_is_taken() {
         .query_async(&mut c)
         .await
         .unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(3),
-        role.wait_for(|r| r.name() == "standby"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    role_becomes(&mut role, "standby", 3).await;
     // After the intruder's key expires, it leads again with a new fence.
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        role.wait_for(|r| r.name() == "leader"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    role_becomes(&mut role, "leader", 5).await;
     task.abort();
     cleanup(&k).await;
 }
