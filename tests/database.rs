@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::util::db::{Pg, admin_url, migrate, sqlite_url};
-use crate::util::http::{client, get, metrics, send};
+use crate::util::http::{client, get, metrics, send, send_json};
 use crate::util::process::Metronome as Instance;
 use crate::util::wait_for;
 
@@ -26,6 +26,33 @@ fn start(args: &[&str], token: Option<&str>) -> Instance {
     let mut all = vec!["--state-file", state.to_str().unwrap()];
     all.extend_from_slice(args);
     Instance::serve(&all, token).keeping(dir)
+}
+
+/// `POST /api/v1/schedules` with `body`.
+async fn create(i: &Instance, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    send_json(i, reqwest::Method::POST, "/api/v1/schedules", token, body).await
+}
+
+/// `POST /api/v1/schedules` with `text` as the body, JSON or not.
+async fn create_raw(i: &Instance, token: Option<&str>, text: &str) -> (StatusCode, Value) {
+    send(
+        i,
+        reqwest::Method::POST,
+        "/api/v1/schedules",
+        token,
+        Some(text.into()),
+    )
+    .await
+}
+
+/// The status of `method path` without a body.
+async fn status(
+    i: &Instance,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+) -> StatusCode {
+    send(i, method, path, token, None).await.0
 }
 
 async fn task_of(i: &Instance, name: &str) -> Option<String> {
@@ -61,6 +88,24 @@ macro_rules! rejects_all {
     };
 }
 
+/// Runs the statement `$q` on connection `$c`; it must succeed.
+macro_rules! exec {
+    ($c:expr, $q:expr) => {
+        sqlx::query($q).execute(&mut $c).await.unwrap()
+    };
+}
+
+/// The one `BIGINT` that query `$q` returns on connection `$c`.
+macro_rules! scalar {
+    ($c:expr, $q:expr) => {
+        sqlx::query_as::<_, (i64,)>($q)
+            .fetch_one(&mut $c)
+            .await
+            .unwrap()
+            .0
+    };
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_rows() {
     let pg = Pg::new().await;
@@ -76,22 +121,22 @@ async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_ro
         "INSERT INTO metronome_schedule (name, task, every) VALUES ('a/b', 't', '1s')",
     ];
     rejects_all!(c, bad, "PostgreSQL");
-    sqlx::query("INSERT INTO metronome_schedule (name, task, every, options) VALUES ('ok', 't', '1s', '{\"priority\": 9}')")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (v1,): (i64,) = sqlx::query_as("SELECT version FROM metronome_schedule WHERE name = 'ok'")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE metronome_schedule SET task = 'u' WHERE name = 'ok'")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (v2,): (i64,) = sqlx::query_as("SELECT version FROM metronome_schedule WHERE name = 'ok'")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    exec!(
+        c,
+        "INSERT INTO metronome_schedule (name, task, every, options) VALUES ('ok', 't', '1s', '{\"priority\": 9}')"
+    );
+    let v1 = scalar!(
+        c,
+        "SELECT version FROM metronome_schedule WHERE name = 'ok'"
+    );
+    exec!(
+        c,
+        "UPDATE metronome_schedule SET task = 'u' WHERE name = 'ok'"
+    );
+    let v2 = scalar!(
+        c,
+        "SELECT version FROM metronome_schedule WHERE name = 'ok'"
+    );
     assert!(v2 > v1, "an update must bump the row's version");
 
     let dir = tempfile::tempdir().unwrap();
@@ -100,28 +145,21 @@ async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_ro
     migrate(&url);
     let mut s = sqlx::SqliteConnection::connect(&url).await.unwrap();
     rejects_all!(s, bad, "SQLite");
-    sqlx::query("INSERT INTO metronome_schedule (name, task, every) VALUES ('ok', 't', '1s')")
-        .execute(&mut s)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE metronome_schedule SET task = 'u' WHERE name = 'ok'")
-        .execute(&mut s)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM metronome_schedule WHERE name = 'ok'")
-        .execute(&mut s)
-        .await
-        .unwrap();
-    let (meta,): (i64,) = sqlx::query_as("SELECT version FROM metronome_meta")
-        .fetch_one(&mut s)
-        .await
-        .unwrap();
+    exec!(
+        s,
+        "INSERT INTO metronome_schedule (name, task, every) VALUES ('ok', 't', '1s')"
+    );
+    exec!(
+        s,
+        "UPDATE metronome_schedule SET task = 'u' WHERE name = 'ok'"
+    );
+    exec!(s, "DELETE FROM metronome_schedule WHERE name = 'ok'");
+    let meta = scalar!(s, "SELECT version FROM metronome_meta");
     assert_eq!(meta, 3, "insert, update and delete each bump the version");
-    let (gone,): (i64,) =
-        sqlx::query_as("SELECT version FROM metronome_schedule_deleted WHERE name = 'ok'")
-            .fetch_one(&mut s)
-            .await
-            .unwrap();
+    let gone = scalar!(
+        s,
+        "SELECT version FROM metronome_schedule_deleted WHERE name = 'ok'"
+    );
     assert_eq!(gone, 3);
 }
 
@@ -155,12 +193,10 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     // Duplicate, and a name that a file defines.
     let (s, v) = send(&i, Method::POST, "/api/v1/schedules", t, Some(body)).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    let (s, v) = send(
+    let (s, v) = create(
         &i,
-        Method::POST,
-        "/api/v1/schedules",
         t,
-        Some(json!({"name": "from-file", "task": "x", "every": "1s"}).to_string()),
+        json!({"name": "from-file", "task": "x", "every": "1s"}),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -170,35 +206,21 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     );
 
     // Bad input: 400 unparseable, 422 invalid naming the field, 413 too large.
-    let (s, v) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        t,
-        Some("{not json".into()),
-    )
-    .await;
+    let (s, v) = create_raw(&i, t, "{not json").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"].is_string());
-    let (s, v) = send(
+    let (s, v) = create(
         &i,
-        Method::POST,
-        "/api/v1/schedules",
         t,
-        Some(json!({"name": "bad", "task": "t", "cron": "61 * * * *"}).to_string()),
+        json!({"name": "bad", "task": "t", "cron": "61 * * * *"}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["error"].as_str().unwrap().starts_with("cron: "), "{v}");
-    let (s, v) = send(
+    let (s, v) = create(
         &i,
-        Method::POST,
-        "/api/v1/schedules",
         t,
-        Some(
-            json!({"name": "bad", "task": "t", "every": "1s", "options": {"priority": 300}})
-                .to_string(),
-        ),
+        json!({"name": "bad", "task": "t", "every": "1s", "options": {"priority": 300}}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
@@ -206,23 +228,14 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
         v["error"].as_str().unwrap().contains("options.priority"),
         "{v}"
     );
-    let (s, v) = send(
+    let (s, v) = create(
         &i,
-        Method::POST,
-        "/api/v1/schedules",
         t,
-        Some(json!({"name": "bad", "task": "t", "every": "1s", "cron": "* * * * *"}).to_string()),
+        json!({"name": "bad", "task": "t", "every": "1s", "cron": "* * * * *"}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let (s, v) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        t,
-        Some(json!({"name": "bad", "task": "t", "evry": "1s"}).to_string()),
-    )
-    .await;
+    let (s, v) = create(&i, t, json!({"name": "bad", "task": "t", "evry": "1s"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         v["error"]
@@ -231,23 +244,9 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
             .contains("did you mean `every`"),
         "{v}"
     );
-    let (s, _) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        t,
-        Some("[1, 2]".into()),
-    )
-    .await;
+    let (s, _) = create_raw(&i, t, "[1, 2]").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, v) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        t,
-        Some(json!({"task": "t", "every": "1s"}).to_string()),
-    )
-    .await;
+    let (s, v) = create(&i, t, json!({"task": "t", "every": "1s"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["error"].as_str().unwrap().starts_with("name:"), "{v}");
     let big =
@@ -263,30 +262,21 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Auth: missing and wrong tokens.
-    let (s, _) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        None,
-        Some(json!({"name": "n", "task": "t", "every": "1s"}).to_string()),
-    )
-    .await;
+    let (s, _) = create(&i, None, json!({"name": "n", "task": "t", "every": "1s"})).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = send(
+    let s = status(
         &i,
         Method::DELETE,
         "/api/v1/schedules/db-one",
         Some("wrong"),
-        None,
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = send(
+    let s = status(
         &i,
         Method::POST,
         "/api/v1/schedules/db-one/run",
         Some("wrong"),
-        None,
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -313,44 +303,41 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     assert!(v["error"].as_str().unwrap().contains("nope"));
 
     // Replace (PUT): existing → 200, new → 201; name must match the URL.
-    let (s, v) = send(
+    let (s, v) = send_json(
         &i,
         Method::PUT,
         "/api/v1/schedules/db-one",
         t,
-        Some(
-            json!({"task": "app.tasks.one", "cron": "30 4 * * *", "timezone": "Europe/Berlin"})
-                .to_string(),
-        ),
+        json!({"task": "app.tasks.one", "cron": "30 4 * * *", "timezone": "Europe/Berlin"}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["schedule"], json!({"cron": "30 4 * * *"}));
     assert_eq!(v["timezone"], "Europe/Berlin");
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         Method::PUT,
         "/api/v1/schedules/db-two",
         t,
-        Some(json!({"task": "app.tasks.two", "every": "1s"}).to_string()),
+        json!({"task": "app.tasks.two", "every": "1s"}),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         Method::PUT,
         "/api/v1/schedules/db-two",
         t,
-        Some(json!({"name": "other", "task": "t", "every": "1s"}).to_string()),
+        json!({"name": "other", "task": "t", "every": "1s"}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         Method::PUT,
         "/api/v1/schedules/from-file",
         t,
-        Some(json!({"task": "t", "every": "1s"}).to_string()),
+        json!({"task": "t", "every": "1s"}),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -389,33 +376,33 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     assert!(v["error"].as_str().unwrap().starts_with("from:"), "{v}");
 
     // Patch: disable; invalid patch → 422; unknown → 404; file → 409.
-    let (s, v) = send(
+    let (s, v) = send_json(
         &i,
         Method::PATCH,
         "/api/v1/schedules/db-two",
         t,
-        Some(json!({"enabled": false}).to_string()),
+        json!({"enabled": false}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["enabled"], false);
     assert!(v["next_run"].is_null());
-    let (s, v) = send(
+    let (s, v) = send_json(
         &i,
         Method::PATCH,
         "/api/v1/schedules/db-two",
         t,
-        Some(json!({"every": "-5s"}).to_string()),
+        json!({"every": "-5s"}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["error"].as_str().unwrap().starts_with("every:"), "{v}");
-    let (s, v) = send(
+    let (s, v) = send_json(
         &i,
         Method::PATCH,
         "/api/v1/schedules/db-one",
         t,
-        Some(json!({"cron": null, "every": "2h", "kwargs": {"x": null, "y": 2}}).to_string()),
+        json!({"cron": null, "every": "2h", "kwargs": {"x": null, "y": 2}}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -429,12 +416,12 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         Method::PATCH,
         "/api/v1/schedules/from-file",
         t,
-        Some(json!({"enabled": false}).to_string()),
+        json!({"enabled": false}),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -448,16 +435,16 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
         async move { found }
     })
     .await;
-    let (s, _) = send(&i, Method::POST, "/api/v1/schedules/nope/run", t, None).await;
+    let s = status(&i, Method::POST, "/api/v1/schedules/nope/run", t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Delete: database entry → 204, then 404; file entry → 409 naming the file.
     let (s, v) = send(&i, Method::DELETE, "/api/v1/schedules/from-file", t, None).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert!(v["error"].as_str().unwrap().contains("file.yaml"), "{v}");
-    let (s, _) = send(&i, Method::DELETE, "/api/v1/schedules/db-two", t, None).await;
+    let s = status(&i, Method::DELETE, "/api/v1/schedules/db-two", t).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _) = send(&i, Method::DELETE, "/api/v1/schedules/db-two", t, None).await;
+    let s = status(&i, Method::DELETE, "/api/v1/schedules/db-two", t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = get(&i, "/api/v1/schedules/db-two").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -516,14 +503,7 @@ async fn writes_without_a_configured_token_are_forbidden() {
     )
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (s, _) = send(
-        &i,
-        reqwest::Method::DELETE,
-        "/api/v1/schedules/n",
-        None,
-        None,
-    )
-    .await;
+    let s = status(&i, reqwest::Method::DELETE, "/api/v1/schedules/n", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = get(&i, "/api/v1/schedules").await;
     assert_eq!(s, StatusCode::OK);
@@ -595,10 +575,10 @@ async fn live_edits_reach_every_instance_sqlite() {
     let url = sqlite_url(dir.path());
     migrate(&url);
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("INSERT INTO metronome_schedule (name, task, every) VALUES ('live', 'app.tasks.start', '1h')")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    exec!(
+        c,
+        "INSERT INTO metronome_schedule (name, task, every) VALUES ('live', 'app.tasks.start', '1h')"
+    );
     let a = start(&["--database", &url], Some(TOKEN));
     let b = start(&["--database", &url], Some(TOKEN));
     let c = tokio::sync::Mutex::new(&mut c);
@@ -807,12 +787,12 @@ async fn a_database_outage_keeps_the_schedule_running_and_resyncs() {
         },
     )
     .await;
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         reqwest::Method::PATCH,
         "/api/v1/schedules/edited",
         Some(TOKEN),
-        Some(json!({"enabled": false}).to_string()),
+        json!({"enabled": false}),
     )
     .await;
     assert_eq!(
@@ -840,11 +820,10 @@ async fn a_database_outage_keeps_the_schedule_running_and_resyncs() {
     let mut c = pg.conn().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT total_runs FROM metronome_state WHERE name = 'tick'")
-                .fetch_one(&mut c)
-                .await
-                .unwrap();
+        let n = scalar!(
+            c,
+            "SELECT total_runs FROM metronome_state WHERE name = 'tick'"
+        );
         if n >= 3 {
             break;
         }

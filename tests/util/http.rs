@@ -47,6 +47,17 @@ pub async fn send(
     status_and_body(r.send().await.unwrap()).await
 }
 
+/// `method path` on `m`'s API with `body` as JSON.
+pub async fn send_json(
+    m: &Metronome,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Json,
+) -> (StatusCode, Json) {
+    send(m, method, path, token, Some(body.to_string())).await
+}
+
 /// The `/metrics` text.
 pub async fn metrics(m: &Metronome) -> String {
     client()
