@@ -11,6 +11,7 @@ use crate::util::celery::{
     Target, entries, message, scenario_binary_exactly_once, scenario_expired, scenario_priorities,
     scenario_roundtrip,
 };
+use crate::util::port::free_port;
 
 fn target(vh: &Vhost, query: &str, max_priority: Option<u8>) -> Target {
     Target {
@@ -119,11 +120,7 @@ async fn unroutable_and_missing_exchange_are_errors() {
 /// An unreachable RabbitMQ is Unavailable, with the password masked.
 #[tokio::test]
 async fn refused_connection_is_unavailable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("amqp://guest:hunter2@127.0.0.1:{port}//");
     let mut b = Broker::connect(&url).await.unwrap();
     let r = b.publish(&[msg_to("celery")]).await;
