@@ -3,11 +3,15 @@
 //! vhost of its own (whose name contains `/`, so the URL decoding is
 //! exercised by both sides). Also the declaration modes and their errors.
 
-mod common;
-
-use common::*;
 use jiff::Timestamp;
 use metronome::broker::PublishError;
+
+use crate::util::amqp::Vhost;
+use crate::util::celery::{
+    Target, entries, message, scenario_binary_exactly_once, scenario_expired, scenario_priorities,
+    scenario_roundtrip,
+};
+use crate::util::port::free_port;
 
 fn target(vh: &Vhost, query: &str, max_priority: Option<u8>) -> Target {
     Target {
@@ -118,50 +122,12 @@ async fn unroutable_and_missing_exchange_are_errors() {
 /// An unreachable RabbitMQ is Unavailable, with the password masked.
 #[tokio::test]
 async fn refused_connection_is_unavailable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("amqp://guest:hunter2@127.0.0.1:{port}//");
     let mut b = metronome::broker::connect(&url, None).await.unwrap();
     let r = b.publish(&[msg_to("celery")]).await;
     let e = unavailable(&r[0]);
     assert!(!e.contains("hunter2"), "{e}");
-}
-
-/// Closes every connection to `vh` from the server side, as a broker
-/// restart or a network cut would.
-fn close_connections(vh: &Vhost) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "-q",
-            "--no-table-headers",
-            "pid",
-            "vhost",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut closed = 0;
-    for line in text.lines() {
-        if let Some((pid, vhost)) = line.split_once('\t')
-            && vhost.trim() == vh.name
-        {
-            let st = std::process::Command::new("rabbitmqctl")
-                .args(["close_connection", pid.trim(), "metronome test cut"])
-                .output()
-                .unwrap();
-            assert!(
-                st.status.success(),
-                "{}",
-                String::from_utf8_lossy(&st.stderr)
-            );
-            closed += 1;
-        }
-    }
-    assert!(closed > 0, "no connection to {} found in:\n{text}", vh.name);
 }
 
 /// RabbitMQ closes metronome's connection while `metronome run` dispatches
@@ -170,9 +136,9 @@ fn close_connections(vh: &Vhost) {
 #[tokio::test]
 async fn binary_reconnects_after_connection_loss() {
     let vh = Vhost::new("cut");
-    let cut = || close_connections(&vh);
+    let cut = || vh.close_connections();
     if let Some(m) = scenario_binary_exactly_once(&target(&vh, "", None), Some(&cut)).await {
-        let log = m.log_text();
+        let log = m.logs();
         assert!(
             log.contains("AMQP connection lost; reconnecting"),
             "no reconnect seen:\n{log}"

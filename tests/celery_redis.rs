@@ -2,15 +2,20 @@
 //! worker (kombu's Redis transport) executes. Also kombu's key layout, and
 //! a Redis killed and restarted under a running `metronome run`.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use jiff::Timestamp;
 use metronome::broker::PublishError;
 use serde_json::Value as Json;
+
+use crate::util::PATIENCE;
+use crate::util::celery::{
+    Target, assert_contiguous, entries, message, publish_all, scenario_binary_exactly_once,
+    scenario_expired, scenario_priorities, scenario_roundtrip,
+};
+use crate::util::process::Metronome;
+use crate::util::redis::{RedisServer, llen, lrange, redis_base, redis_conn};
+use crate::util::unique;
 
 /// A target on the shared test Redis, isolated by a kombu key prefix.
 fn target(what: &str) -> Target {
@@ -95,94 +100,14 @@ async fn writes_kombu_keys() {
     let _: i64 = del.query_async(&mut c).await.unwrap();
 }
 
-/// A redis-server of our own on a free port, with an append-only file
-/// fsynced on every write, so a SIGKILL loses nothing acknowledged.
-struct OwnRedis {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut r = OwnRedis {
-            child: spawn_redis(port, dir.path()),
-            port,
-            dir,
-        };
-        r.wait_up();
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn wait_up(&mut self) {
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < PATIENCE, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn restart(&mut self) {
-        self.child = spawn_redis(self.port, self.dir.path());
-        self.wait_up();
-    }
-}
-
-fn spawn_redis(port: u16, dir: &std::path::Path) -> Child {
-    Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", "always"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server runs")
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn llen(url: &str, key: &str) -> Option<usize> {
-    let client = redis::Client::open(url).ok()?;
-    let mut c = client.get_multiplexed_async_connection().await.ok()?;
-    redis::cmd("LLEN").arg(key).query_async(&mut c).await.ok()
-}
-
 /// Redis is SIGKILLed and restarted while `metronome run` dispatches an
 /// `every: 1s` entry with `misfire: all`: afterwards each scheduled second
 /// from the first to the last is in the queue exactly once.
 #[tokio::test]
 async fn redis_outage_loses_and_duplicates_nothing() {
-    let mut redis = OwnRedis::start();
+    let mut redis = RedisServer::durable();
     let url = redis.url();
-    let mut m = Metronome::start(
+    let mut m = Metronome::run(
         &url,
         "schedules:\n  tick:\n    task: tasks.record\n    every: 1s\n    misfire: all\n",
     );
@@ -207,7 +132,7 @@ async fn redis_outage_loses_and_duplicates_nothing() {
         assert!(
             start.elapsed() < PATIENCE,
             "outage not noticed:\n{}",
-            m.log_text()
+            m.logs()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -215,15 +140,7 @@ async fn redis_outage_loses_and_duplicates_nothing() {
     let before = llen(&url, "celery").await.unwrap();
     wait_len(before + 4).await;
     m.stop();
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let raw: Vec<String> = redis::cmd("LRANGE")
-        .arg("celery")
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let raw = lrange(&url, "celery").await;
     let scheduled: Vec<String> = raw
         .iter()
         .map(|r| {
@@ -237,13 +154,13 @@ async fn redis_outage_loses_and_duplicates_nothing() {
         raw.len(),
         dispatched,
         "queue holds a different number of runs than were confirmed:\n{}",
-        m.log_text()
+        m.logs()
     );
     assert!(
         m.log_events("publish outcome unknown; counted as sent and not retried")
             .is_empty(),
         "an outcome was unknown (a run may be lost):\n{}",
-        m.log_text()
+        m.logs()
     );
     assert_contiguous(&scheduled, jiff::SignedDuration::from_secs(1));
 }
@@ -252,7 +169,7 @@ async fn redis_outage_loses_and_duplicates_nothing() {
 /// the same broker value works again once Redis is back.
 #[tokio::test]
 async fn refused_connection_is_unavailable_then_recovers() {
-    let mut redis = OwnRedis::start();
+    let mut redis = RedisServer::durable();
     let es = entries("schedules:\n  a:\n    task: tasks.record\n    every: 1h\n");
     let msg = message(&es, "a", Timestamp::now());
     let mut b = metronome::broker::connect(&redis.url(), None)
@@ -293,7 +210,7 @@ async fn refused_connection_is_unavailable_then_recovers() {
 #[tokio::test]
 async fn burst_classifies_each_pipeline_of_a_failed_round_trip() {
     use metronome::broker::redis::{CHUNK, IN_FLIGHT};
-    let mut redis = OwnRedis::start();
+    let mut redis = RedisServer::durable();
     let es = entries(
         "schedules:\n  a:\n    task: tasks.record\n    every: 1s\n  b:\n    task: tasks.record\n    every: 1s\n    options: {priority: 9}\n",
     );
@@ -377,16 +294,8 @@ async fn burst_classifies_each_pipeline_of_a_failed_round_trip() {
         assert!(start.elapsed() < PATIENCE, "never recovered");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
     for (key, name) in [("celery", "a"), ("celery\x06\x169", "b")] {
-        let raw: Vec<String> = redis::cmd("LRANGE")
-            .arg(key)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        let raw = lrange(&redis.url(), key).await;
         // LPUSH adds at the head: the list read backwards is the send order.
         let got: Vec<String> = raw
             .iter()

@@ -13,156 +13,67 @@
 //! Takeover times (kill → another instance reports `leader` on /readyz)
 //! are printed, not asserted. Run with `--nocapture` to see them.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::PATIENCE;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value as Json;
+
+use crate::util::PATIENCE;
+use crate::util::http::get_blocking;
+use crate::util::port::free_port;
+use crate::util::process::{Metronome, metronome};
+use crate::util::redis::RedisServer;
 
 const TTL: &str = "2s";
 const EVERY: usize = 20;
 const CRONS: usize = 3;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < PATIENCE, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn cmd(&self, args: &[&str]) -> redis::Value {
-        let mut c = redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query(&mut c).unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// One of the three contenders, with the API on a port of its own.
 struct Instance {
-    child: Child,
+    m: Metronome,
     port: u16,
-    log: PathBuf,
     alive: bool,
 }
 
 impl Instance {
-    fn start(dir: &Path, n: usize, url: &str, schedule: &Path) -> Instance {
+    fn start(url: &str, schedule: &Path) -> Instance {
         let port = free_port();
-        let log = dir.join(format!("metronome-{n}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_metronome"))
-            .args([
-                "--log-format",
-                "json",
-                "run",
-                "--lock",
-                url,
-                "--broker",
-                url,
-            ])
-            .args(["--lock-ttl", TTL, "--http", &format!("127.0.0.1:{port}")])
-            .arg("--schedule")
-            .arg(schedule)
-            .env_remove("METRONOME_BROKER_URL")
-            .env_remove("METRONOME_LOCK_URL")
-            .env_remove("METRONOME_NO_LOCK")
-            .env("METRONOME_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start metronome");
+        let mut cmd = metronome();
+        cmd.args([
+            "--log-format",
+            "json",
+            "run",
+            "--lock",
+            url,
+            "--broker",
+            url,
+        ])
+        .args(["--lock-ttl", TTL, "--http", &format!("127.0.0.1:{port}")])
+        .arg("--schedule")
+        .arg(schedule)
+        .env("METRONOME_LOG", "info");
         Instance {
-            child,
+            m: Metronome::spawn(cmd),
             port,
-            log,
             alive: true,
         }
     }
 
     /// (role, fence) from /readyz, if it answers.
     fn role(&self) -> Option<(String, Option<u64>)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-        s.write_all(b"GET /readyz HTTP/1.0\r\nHost: x\r\n\r\n")
-            .ok()?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).ok()?;
-        let body = buf.split_once("\r\n\r\n")?.1;
-        let j: Json = serde_json::from_str(body).ok()?;
+        let host = format!("127.0.0.1:{}", self.port);
+        let (_, j) = get_blocking(&host, "/readyz", Duration::from_millis(500))?;
         Some((j["role"].as_str()?.to_string(), j["fence"].as_u64()))
     }
 
     fn signal(&mut self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status();
+        self.m.signal(sig);
         if sig == "-KILL" {
-            let _ = self.child.wait();
+            self.m.wait();
         }
         self.alive = false;
-    }
-
-    fn log_events(&self, msg: &str) -> Vec<Json> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
-            .filter(|j| j["message"] == msg)
-            .collect()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -194,7 +105,7 @@ struct Disruption {
 
 #[test]
 fn failover_loses_and_duplicates_nothing() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let url = redis.url();
     let dir = tempfile::tempdir().unwrap();
     let schedule = dir.path().join("schedule.yaml");
@@ -209,10 +120,8 @@ fn failover_loses_and_duplicates_nothing() {
         );
     }
     std::fs::write(&schedule, yaml).unwrap();
-    let mut n = 0;
-    let mut spawn = |instances: &mut Vec<Instance>| {
-        instances.push(Instance::start(dir.path(), n, &url, &schedule));
-        n += 1;
+    let spawn = |instances: &mut Vec<Instance>| {
+        instances.push(Instance::start(&url, &schedule));
     };
     let mut instances = Vec::new();
     for _ in 0..3 {
@@ -243,7 +152,7 @@ fn failover_loses_and_duplicates_nothing() {
         });
         fence = nf;
         if sig == "-TERM" {
-            let status = instances[leader].child.wait().unwrap();
+            let status = instances[leader].m.wait();
             assert!(status.success(), "SIGTERM exit: {status}");
         }
         spawn(&mut instances);
@@ -270,11 +179,11 @@ fn failover_loses_and_duplicates_nothing() {
     for (i, inst) in instances.iter_mut().enumerate() {
         if i != leader && inst.alive {
             inst.signal("-TERM");
-            inst.child.wait().unwrap();
+            inst.m.wait();
         }
     }
     instances[leader].signal("-TERM");
-    assert!(instances[leader].child.wait().unwrap().success());
+    assert!(instances[leader].m.wait().success());
 
     // Everything that reached the broker.
     let rows = match redis.cmd(&["LRANGE", "celery", "0", "-1"]) {
@@ -334,7 +243,7 @@ fn failover_loses_and_duplicates_nothing() {
     // new term is a missed run (logged `missed: true`), and there is one.
     let mut missed: HashSet<(String, Timestamp)> = HashSet::new();
     for inst in &instances {
-        for e in inst.log_events("dispatched") {
+        for e in inst.m.log_events("dispatched") {
             if e["missed"] == true {
                 missed.insert((
                     e["entry"].as_str().unwrap().to_string(),

@@ -1,38 +1,39 @@
 //! The `metronome` binary: `check`, `next` and `run` as a user calls them.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_metronome"));
-    c.env_remove("METRONOME_TIMEZONE")
-        .env_remove("CELERY_TIMEZONE")
-        .env_remove("CELERY_BROKER_URL");
-    c
-}
+use crate::util::process::{Metronome, metronome as bin, run_ok, write_file};
+use crate::util::wait_until;
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.path().join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+    write_file(dir.path(), name, text)
+}
+
+/// The messages `stdout://` printed: every line must be one.
+fn messages(m: &Metronome) -> Vec<Value> {
+    m.stdout_lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `run --schedule schedule --broker stdout:// --no-lock --state-file state`.
+fn run(schedule: &std::path::Path, state: &std::path::Path) -> Metronome {
+    let mut cmd = bin();
+    cmd.arg("run")
+        .arg("--schedule")
+        .arg(schedule)
+        .args(["--broker", "stdout://", "--no-lock", "--state-file"])
+        .arg(state);
+    Metronome::spawn(cmd)
 }
 
 #[test]
 fn check_accepts_the_example_and_summarises() {
-    let out = bin()
-        .args(["check", "schedules/example.yaml"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_ok(bin().args(["check", "schedules/example.yaml"]));
     assert!(
         stdout.starts_with("ok: 7 schedules in 1 file ("),
         "{stdout}"
@@ -74,18 +75,14 @@ fn next_json_lists_runs_with_offsets_across_a_dst_change() {
         "s.yaml",
         "timezone: America/New_York\nschedules:\n  nightly-cleanup:\n    task: app.tasks.cleanup\n    cron: '0 3 * * *'\n  half:\n    task: app.tasks.half\n    cron: '30 2 * * *'\n",
     );
-    let out = bin()
-        .arg("next")
-        .arg(&f)
-        .args(["--json", "--from", "2026-03-07T00:00:00Z", "--count", "4"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    let out = run_ok(bin().arg("next").arg(&f).args([
+        "--json",
+        "--from",
+        "2026-03-07T00:00:00Z",
+        "--count",
+        "4",
+    ]));
+    let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -158,33 +155,10 @@ fn run_for(
     state: &std::path::Path,
     secs: f64,
 ) -> (Vec<Value>, std::process::ExitStatus) {
-    let mut child = bin()
-        .arg("run")
-        .arg("--schedule")
-        .arg(schedule)
-        .args(["--broker", "stdout://", "--no-lock", "--state-file"])
-        .arg(state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
-            .collect::<Vec<_>>()
-    });
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs_f64(secs) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    (reader.join().unwrap(), status)
+    let mut m = run(schedule, state);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let status = m.terminate();
+    (messages(&m), status)
 }
 
 fn scheduled_times(msgs: &[Value]) -> Vec<jiff::Timestamp> {
@@ -265,19 +239,8 @@ fn run_refuses_an_invalid_file_and_a_second_instance_on_the_same_state() {
         "schedules:\n  a:\n    task: t\n    every: 1h\n",
     );
     let state = dir.path().join("state.json");
-    let mut first = bin()
-        .arg("run")
-        .arg("--schedule")
-        .arg(&good)
-        .args(["--broker", "stdout://", "--no-lock", "--state-file"])
-        .arg(&state)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !state.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut first = run(&good, &state);
+    wait_until("the state file", || state.exists(), || first.logs());
     let out = bin()
         .arg("run")
         .arg("--schedule")
@@ -286,8 +249,7 @@ fn run_refuses_an_invalid_file_and_a_second_instance_on_the_same_state() {
         .arg(&state)
         .output()
         .unwrap();
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another metronome instance"));
     let out = bin()
@@ -308,30 +270,7 @@ fn run_reloads_on_change_and_keeps_the_old_schedule_on_a_bad_version() {
         "schedules:\n  tick:\n    task: app.first\n    every: 1s\n",
     );
     let state = dir.path().join("state.json");
-    let mut child = bin()
-        .arg("run")
-        .arg("--schedule")
-        .arg(&f)
-        .args(["--broker", "stdout://", "--no-lock", "--state-file"])
-        .arg(&state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
-            .collect::<Vec<_>>()
-    });
-    let err = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map(|l| l.unwrap())
-            .collect::<Vec<_>>()
-    });
+    let mut child = run(&f, &state);
     std::thread::sleep(Duration::from_millis(2500));
     // A valid change: a different task.
     std::fs::write(
@@ -353,18 +292,11 @@ fn run_reloads_on_change_and_keeps_the_old_schedule_on_a_bad_version() {
         "schedules:\n  tock:\n    task: app.fourth\n    every: 1s\n",
     )
     .unwrap();
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
+    child.signal("-HUP");
     std::thread::sleep(Duration::from_millis(2500));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    let msgs = out.join().unwrap();
-    let logs = err.join().unwrap().join("\n");
+    assert!(child.terminate().success());
+    let msgs = messages(&child);
+    let logs = child.logs();
     let tasks: Vec<&str> = msgs
         .iter()
         .map(|m| m["headers"]["task"].as_str().unwrap())

@@ -5,240 +5,54 @@
 //! Set `METRONOME_TEST_PG` to point at another server (default
 //! `postgres://postgres@127.0.0.1:5432/test`, trust auth).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
+use crate::util::db::{Pg, admin_url, migrate, sqlite_url};
+use crate::util::http::{client, get, metrics, send, send_json};
+use crate::util::process::Metronome as Instance;
+use crate::util::wait_for;
+
 const TOKEN: &str = "s3cret-token";
 
-fn admin_url() -> String {
-    std::env::var("METRONOME_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+/// `metronome run` serving the API, its state file in a directory of its
+/// own; `args` follow `run`.
+fn start(args: &[&str], token: Option<&str>) -> Instance {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let mut all = vec!["--state-file", state.to_str().unwrap()];
+    all.extend_from_slice(args);
+    Instance::serve(&all, token).keeping(dir)
 }
 
-fn random_name(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+/// `POST /api/v1/schedules` with `body`.
+async fn create(i: &Instance, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    send_json(i, reqwest::Method::POST, "/api/v1/schedules", token, body).await
 }
 
-/// A PostgreSQL database of its own, dropped at the end.
-struct Pg {
-    name: String,
-    url: String,
-}
-
-impl Pg {
-    async fn new() -> Pg {
-        let name = random_name("mt");
-        let mut c = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        let base = admin_url();
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-        Pg { name, url }
-    }
-
-    async fn conn(&self) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.url).await.unwrap()
-    }
-
-    async fn exec(&self, sql: &str) {
-        let mut c = self.conn().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
-
-    /// Runs `sql` from the admin database (for statements about this one).
-    async fn admin(&self, sql: &str) {
-        let mut c = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.replace("$DB", &self.name)))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                }
-            });
-        })
-        .join()
-        .unwrap();
-    }
-}
-
-/// A running `metronome run` with the API on a free loopback port.
-struct Instance {
-    child: Child,
-    base: String,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Instance {
-    fn start(args: &[&str], token: Option<&str>) -> Instance {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_metronome"));
-        cmd.args(["--log-format", "json", "run", "--broker", "stdout://"])
-            .args(["--http", "127.0.0.1:0"])
-            .arg("--state-file")
-            .arg(dir.path().join("state.json"))
-            .args(args)
-            .env_remove("METRONOME_TIMEZONE")
-            .env_remove("CELERY_TIMEZONE")
-            .env_remove("METRONOME_DATABASE_URL")
-            .env("METRONOME_LOG", "info,tower_http=warn,sqlx=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match token {
-            Some(t) => cmd.env("METRONOME_API_TOKEN", t),
-            None => cmd.env_remove("METRONOME_API_TOKEN"),
-        };
-        let mut child = cmd.spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let out = child.stdout.take().unwrap();
-            let lines = stdout.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-            });
-            let err = child.stderr.take().unwrap();
-            let lines = stderr.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(err).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<Value>(&l)
-                        && v["message"] == "http api listening"
-                    {
-                        let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
-                    }
-                    lines.lock().unwrap().push(l);
-                }
-            });
-        }
-        std::mem::forget(dir); // the state file outlives this scope; the OS temp dir is cleaned separately
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "metronome did not start:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-        };
-        Instance {
-            child,
-            base: format!("http://{addr}"),
-            stdout,
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn published(&self) -> Vec<Value> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn get(i: &Instance, path: &str) -> (StatusCode, Value) {
-    let r = client().get(i.url(path)).send().await.unwrap();
-    let s = r.status();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+/// `POST /api/v1/schedules` with `text` as the body, JSON or not.
+async fn create_raw(i: &Instance, token: Option<&str>, text: &str) -> (StatusCode, Value) {
+    send(
+        i,
+        reqwest::Method::POST,
+        "/api/v1/schedules",
+        token,
+        Some(text.into()),
     )
+    .await
 }
 
-async fn send(
+/// The status of `method path` without a body.
+async fn status(
     i: &Instance,
     method: reqwest::Method,
     path: &str,
     token: Option<&str>,
-    body: Option<String>,
-) -> (StatusCode, Value) {
-    let mut r = client().request(method, i.url(path));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.header("content-type", "application/json").body(b);
-    }
-    let r = r.send().await.unwrap();
-    let s = r.status();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Polls `f` until it returns true (generous limit); returns the time taken.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut f: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if f().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+) -> StatusCode {
+    send(i, method, path, token, None).await.0
 }
 
 async fn task_of(i: &Instance, name: &str) -> Option<String> {
@@ -256,20 +70,40 @@ fn yaml_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
     p
 }
 
-fn migrate(url: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_metronome"))
-        .args(["migrate", "--database", url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Asserts that the database behind connection `$c` refuses every
+/// statement of `$bad` (a macro: PostgreSQL and SQLite connections share
+/// no executor type here).
+macro_rules! rejects_all {
+    ($c:expr, $bad:expr, $db:expr) => {
+        for q in $bad {
+            assert!(
+                sqlx::query(sqlx::AssertSqlSafe(q))
+                    .execute(&mut $c)
+                    .await
+                    .is_err(),
+                "{} accepted: {q}",
+                $db
+            );
+        }
+    };
 }
 
-fn sqlite_url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("metronome.db").display())
+/// Runs the statement `$q` on connection `$c`; it must succeed.
+macro_rules! exec {
+    ($c:expr, $q:expr) => {
+        sqlx::query($q).execute(&mut $c).await.unwrap()
+    };
+}
+
+/// The one `BIGINT` that query `$q` returns on connection `$c`.
+macro_rules! scalar {
+    ($c:expr, $q:expr) => {
+        sqlx::query_as::<_, (i64,)>($q)
+            .fetch_one(&mut $c)
+            .await
+            .unwrap()
+            .0
+    };
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,69 +120,46 @@ async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_ro
         "INSERT INTO metronome_schedule (name, task, every, misfire) VALUES ('mf', 't', '1s', 'sometimes')",
         "INSERT INTO metronome_schedule (name, task, every) VALUES ('a/b', 't', '1s')",
     ];
-    for q in bad {
-        assert!(
-            sqlx::query(sqlx::AssertSqlSafe(q))
-                .execute(&mut c)
-                .await
-                .is_err(),
-            "PostgreSQL accepted: {q}"
-        );
-    }
-    sqlx::query("INSERT INTO metronome_schedule (name, task, every, options) VALUES ('ok', 't', '1s', '{\"priority\": 9}')")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (v1,): (i64,) = sqlx::query_as("SELECT version FROM metronome_schedule WHERE name = 'ok'")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE metronome_schedule SET task = 'u' WHERE name = 'ok'")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (v2,): (i64,) = sqlx::query_as("SELECT version FROM metronome_schedule WHERE name = 'ok'")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    rejects_all!(c, bad, "PostgreSQL");
+    exec!(
+        c,
+        "INSERT INTO metronome_schedule (name, task, every, options) VALUES ('ok', 't', '1s', '{\"priority\": 9}')"
+    );
+    let v1 = scalar!(
+        c,
+        "SELECT version FROM metronome_schedule WHERE name = 'ok'"
+    );
+    exec!(
+        c,
+        "UPDATE metronome_schedule SET task = 'u' WHERE name = 'ok'"
+    );
+    let v2 = scalar!(
+        c,
+        "SELECT version FROM metronome_schedule WHERE name = 'ok'"
+    );
     assert!(v2 > v1, "an update must bump the row's version");
 
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
+    let url = sqlite_url(dir.path());
     migrate(&url);
     migrate(&url);
     let mut s = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    for q in bad {
-        assert!(
-            sqlx::query(sqlx::AssertSqlSafe(q))
-                .execute(&mut s)
-                .await
-                .is_err(),
-            "SQLite accepted: {q}"
-        );
-    }
-    sqlx::query("INSERT INTO metronome_schedule (name, task, every) VALUES ('ok', 't', '1s')")
-        .execute(&mut s)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE metronome_schedule SET task = 'u' WHERE name = 'ok'")
-        .execute(&mut s)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM metronome_schedule WHERE name = 'ok'")
-        .execute(&mut s)
-        .await
-        .unwrap();
-    let (meta,): (i64,) = sqlx::query_as("SELECT version FROM metronome_meta")
-        .fetch_one(&mut s)
-        .await
-        .unwrap();
+    rejects_all!(s, bad, "SQLite");
+    exec!(
+        s,
+        "INSERT INTO metronome_schedule (name, task, every) VALUES ('ok', 't', '1s')"
+    );
+    exec!(
+        s,
+        "UPDATE metronome_schedule SET task = 'u' WHERE name = 'ok'"
+    );
+    exec!(s, "DELETE FROM metronome_schedule WHERE name = 'ok'");
+    let meta = scalar!(s, "SELECT version FROM metronome_meta");
     assert_eq!(meta, 3, "insert, update and delete each bump the version");
-    let (gone,): (i64,) =
-        sqlx::query_as("SELECT version FROM metronome_schedule_deleted WHERE name = 'ok'")
-            .fetch_one(&mut s)
-            .await
-            .unwrap();
+    let gone = scalar!(
+        s,
+        "SELECT version FROM metronome_schedule_deleted WHERE name = 'ok'"
+    );
     assert_eq!(gone, 3);
 }
 
@@ -356,8 +167,8 @@ async fn migrations_from_empty_create_tables_whose_constraints_reject_invalid_ro
 async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let file = yaml_file(&dir);
-    let url = sqlite_url(&dir);
-    let i = Instance::start(
+    let url = sqlite_url(dir.path());
+    let i = start(
         &["--database", &url, "--schedule", file.to_str().unwrap()],
         Some(TOKEN),
     );
@@ -382,12 +193,10 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     // Duplicate, and a name that a file defines.
     let (s, v) = send(&i, Method::POST, "/api/v1/schedules", t, Some(body)).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    let (s, v) = send(
+    let (s, v) = create(
         &i,
-        Method::POST,
-        "/api/v1/schedules",
         t,
-        Some(json!({"name": "from-file", "task": "x", "every": "1s"}).to_string()),
+        json!({"name": "from-file", "task": "x", "every": "1s"}),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -397,35 +206,21 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     );
 
     // Bad input: 400 unparseable, 422 invalid naming the field, 413 too large.
-    let (s, v) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        t,
-        Some("{not json".into()),
-    )
-    .await;
+    let (s, v) = create_raw(&i, t, "{not json").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"].is_string());
-    let (s, v) = send(
+    let (s, v) = create(
         &i,
-        Method::POST,
-        "/api/v1/schedules",
         t,
-        Some(json!({"name": "bad", "task": "t", "cron": "61 * * * *"}).to_string()),
+        json!({"name": "bad", "task": "t", "cron": "61 * * * *"}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["error"].as_str().unwrap().starts_with("cron: "), "{v}");
-    let (s, v) = send(
+    let (s, v) = create(
         &i,
-        Method::POST,
-        "/api/v1/schedules",
         t,
-        Some(
-            json!({"name": "bad", "task": "t", "every": "1s", "options": {"priority": 300}})
-                .to_string(),
-        ),
+        json!({"name": "bad", "task": "t", "every": "1s", "options": {"priority": 300}}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
@@ -433,23 +228,14 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
         v["error"].as_str().unwrap().contains("options.priority"),
         "{v}"
     );
-    let (s, v) = send(
+    let (s, v) = create(
         &i,
-        Method::POST,
-        "/api/v1/schedules",
         t,
-        Some(json!({"name": "bad", "task": "t", "every": "1s", "cron": "* * * * *"}).to_string()),
+        json!({"name": "bad", "task": "t", "every": "1s", "cron": "* * * * *"}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let (s, v) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        t,
-        Some(json!({"name": "bad", "task": "t", "evry": "1s"}).to_string()),
-    )
-    .await;
+    let (s, v) = create(&i, t, json!({"name": "bad", "task": "t", "evry": "1s"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         v["error"]
@@ -458,23 +244,9 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
             .contains("did you mean `every`"),
         "{v}"
     );
-    let (s, _) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        t,
-        Some("[1, 2]".into()),
-    )
-    .await;
+    let (s, _) = create_raw(&i, t, "[1, 2]").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, v) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        t,
-        Some(json!({"task": "t", "every": "1s"}).to_string()),
-    )
-    .await;
+    let (s, v) = create(&i, t, json!({"task": "t", "every": "1s"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["error"].as_str().unwrap().starts_with("name:"), "{v}");
     let big =
@@ -490,30 +262,21 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Auth: missing and wrong tokens.
-    let (s, _) = send(
-        &i,
-        Method::POST,
-        "/api/v1/schedules",
-        None,
-        Some(json!({"name": "n", "task": "t", "every": "1s"}).to_string()),
-    )
-    .await;
+    let (s, _) = create(&i, None, json!({"name": "n", "task": "t", "every": "1s"})).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = send(
+    let s = status(
         &i,
         Method::DELETE,
         "/api/v1/schedules/db-one",
         Some("wrong"),
-        None,
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = send(
+    let s = status(
         &i,
         Method::POST,
         "/api/v1/schedules/db-one/run",
         Some("wrong"),
-        None,
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -540,44 +303,41 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     assert!(v["error"].as_str().unwrap().contains("nope"));
 
     // Replace (PUT): existing → 200, new → 201; name must match the URL.
-    let (s, v) = send(
+    let (s, v) = send_json(
         &i,
         Method::PUT,
         "/api/v1/schedules/db-one",
         t,
-        Some(
-            json!({"task": "app.tasks.one", "cron": "30 4 * * *", "timezone": "Europe/Berlin"})
-                .to_string(),
-        ),
+        json!({"task": "app.tasks.one", "cron": "30 4 * * *", "timezone": "Europe/Berlin"}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["schedule"], json!({"cron": "30 4 * * *"}));
     assert_eq!(v["timezone"], "Europe/Berlin");
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         Method::PUT,
         "/api/v1/schedules/db-two",
         t,
-        Some(json!({"task": "app.tasks.two", "every": "1s"}).to_string()),
+        json!({"task": "app.tasks.two", "every": "1s"}),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         Method::PUT,
         "/api/v1/schedules/db-two",
         t,
-        Some(json!({"name": "other", "task": "t", "every": "1s"}).to_string()),
+        json!({"name": "other", "task": "t", "every": "1s"}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         Method::PUT,
         "/api/v1/schedules/from-file",
         t,
-        Some(json!({"task": "t", "every": "1s"}).to_string()),
+        json!({"task": "t", "every": "1s"}),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -616,33 +376,33 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     assert!(v["error"].as_str().unwrap().starts_with("from:"), "{v}");
 
     // Patch: disable; invalid patch → 422; unknown → 404; file → 409.
-    let (s, v) = send(
+    let (s, v) = send_json(
         &i,
         Method::PATCH,
         "/api/v1/schedules/db-two",
         t,
-        Some(json!({"enabled": false}).to_string()),
+        json!({"enabled": false}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["enabled"], false);
     assert!(v["next_run"].is_null());
-    let (s, v) = send(
+    let (s, v) = send_json(
         &i,
         Method::PATCH,
         "/api/v1/schedules/db-two",
         t,
-        Some(json!({"every": "-5s"}).to_string()),
+        json!({"every": "-5s"}),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["error"].as_str().unwrap().starts_with("every:"), "{v}");
-    let (s, v) = send(
+    let (s, v) = send_json(
         &i,
         Method::PATCH,
         "/api/v1/schedules/db-one",
         t,
-        Some(json!({"cron": null, "every": "2h", "kwargs": {"x": null, "y": 2}}).to_string()),
+        json!({"cron": null, "every": "2h", "kwargs": {"x": null, "y": 2}}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -656,12 +416,12 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         Method::PATCH,
         "/api/v1/schedules/from-file",
         t,
-        Some(json!({"enabled": false}).to_string()),
+        json!({"enabled": false}),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -675,16 +435,16 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
         async move { found }
     })
     .await;
-    let (s, _) = send(&i, Method::POST, "/api/v1/schedules/nope/run", t, None).await;
+    let s = status(&i, Method::POST, "/api/v1/schedules/nope/run", t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Delete: database entry → 204, then 404; file entry → 409 naming the file.
     let (s, v) = send(&i, Method::DELETE, "/api/v1/schedules/from-file", t, None).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert!(v["error"].as_str().unwrap().contains("file.yaml"), "{v}");
-    let (s, _) = send(&i, Method::DELETE, "/api/v1/schedules/db-two", t, None).await;
+    let s = status(&i, Method::DELETE, "/api/v1/schedules/db-two", t).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _) = send(&i, Method::DELETE, "/api/v1/schedules/db-two", t, None).await;
+    let s = status(&i, Method::DELETE, "/api/v1/schedules/db-two", t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = get(&i, "/api/v1/schedules/db-two").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -731,8 +491,8 @@ async fn every_endpoint_with_errors_and_auth_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_without_a_configured_token_are_forbidden() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
-    let i = Instance::start(&["--database", &url], None);
+    let url = sqlite_url(dir.path());
+    let i = start(&["--database", &url], None);
     let body = json!({"name": "n", "task": "t", "every": "1s"}).to_string();
     let (s, v) = send(
         &i,
@@ -743,14 +503,7 @@ async fn writes_without_a_configured_token_are_forbidden() {
     )
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (s, _) = send(
-        &i,
-        reqwest::Method::DELETE,
-        "/api/v1/schedules/n",
-        None,
-        None,
-    )
-    .await;
+    let s = status(&i, reqwest::Method::DELETE, "/api/v1/schedules/n", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = get(&i, "/api/v1/schedules").await;
     assert_eq!(s, StatusCode::OK);
@@ -792,8 +545,8 @@ async fn live_edits_reach_every_instance_postgres() {
     // Many other rows: an edit must cost one row's work, not a reload.
     pg.exec("INSERT INTO metronome_schedule (name, task, every) SELECT 'bulk-' || g, 'app.tasks.bulk', '1h' FROM generate_series(1, 5000) g")
         .await;
-    let a = Instance::start(&["--database", &pg.url], Some(TOKEN));
-    let b = Instance::start(&["--database", &pg.url], Some(TOKEN));
+    let a = start(&["--database", &pg.url], Some(TOKEN));
+    let b = start(&["--database", &pg.url], Some(TOKEN));
     let mut c = pg.conn().await;
     let c = tokio::sync::Mutex::new(&mut c);
     live_edit_latency("PostgreSQL LISTEN/NOTIFY", &a, &b, async |n| {
@@ -819,15 +572,15 @@ async fn live_edits_reach_every_instance_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_edits_reach_every_instance_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
+    let url = sqlite_url(dir.path());
     migrate(&url);
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("INSERT INTO metronome_schedule (name, task, every) VALUES ('live', 'app.tasks.start', '1h')")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let a = Instance::start(&["--database", &url], Some(TOKEN));
-    let b = Instance::start(&["--database", &url], Some(TOKEN));
+    exec!(
+        c,
+        "INSERT INTO metronome_schedule (name, task, every) VALUES ('live', 'app.tasks.start', '1h')"
+    );
+    let a = start(&["--database", &url], Some(TOKEN));
+    let b = start(&["--database", &url], Some(TOKEN));
     let c = tokio::sync::Mutex::new(&mut c);
     live_edit_latency("SQLite version polling", &a, &b, async |n| {
         sqlx::query("UPDATE metronome_schedule SET task = $1 WHERE name = 'live'")
@@ -861,7 +614,7 @@ async fn invalid_rows_are_skipped_listed_and_conflicts_name_both_places() {
          INSERT INTO metronome_schedule (name, task, every) VALUES ('from-file', 't', '1s');",
     )
     .await;
-    let i = Instance::start(
+    let i = start(
         &["--database", &pg.url, "--schedule", file.to_str().unwrap()],
         Some(TOKEN),
     );
@@ -920,14 +673,7 @@ async fn invalid_rows_are_skipped_listed_and_conflicts_name_both_places() {
         v["error"].is_null() && v["schedule"] == json!({"every": "2s"})
     })
     .await;
-    let text = client()
-        .get(i.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&i).await;
     assert!(text.contains("metronome_schedules_invalid 2"), "{text}");
 }
 
@@ -951,7 +697,7 @@ async fn edits_made_while_the_listener_reconnects_are_applied_after_resync() {
         "INSERT INTO metronome_schedule (name, task, every) VALUES ('live', 'app.tasks.v0', '1h')",
     )
     .await;
-    let i = Instance::start(&["--database", &pg.url], Some(TOKEN));
+    let i = start(&["--database", &pg.url], Some(TOKEN));
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut pid = listener_pid(&pg).await;
     while pid.is_none() {
@@ -1009,7 +755,7 @@ async fn a_database_outage_keeps_the_schedule_running_and_resyncs() {
          INSERT INTO metronome_schedule (name, task, every) VALUES ('edited', 'app.tasks.before', '1h');",
     )
     .await;
-    let i = Instance::start(&["--database", &pg.url], Some(TOKEN));
+    let i = start(&["--database", &pg.url], Some(TOKEN));
     // After the start-up reconcile (the syncer ticks every 250 ms): the
     // outage must be found through the listener's lost connection.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1041,12 +787,12 @@ async fn a_database_outage_keeps_the_schedule_running_and_resyncs() {
         },
     )
     .await;
-    let (s, _) = send(
+    let (s, _) = send_json(
         &i,
         reqwest::Method::PATCH,
         "/api/v1/schedules/edited",
         Some(TOKEN),
-        Some(json!({"enabled": false}).to_string()),
+        json!({"enabled": false}),
     )
     .await;
     assert_eq!(
@@ -1074,11 +820,10 @@ async fn a_database_outage_keeps_the_schedule_running_and_resyncs() {
     let mut c = pg.conn().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT total_runs FROM metronome_state WHERE name = 'tick'")
-                .fetch_one(&mut c)
-                .await
-                .unwrap();
+        let n = scalar!(
+            c,
+            "SELECT total_runs FROM metronome_state WHERE name = 'tick'"
+        );
         if n >= 3 {
             break;
         }

@@ -3,12 +3,9 @@
 //! release, expiry, fence increments, compare-and-set refusing a stale
 //! token, fenced state writes and the fenced (atomic) publish.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use jiff::Timestamp;
 use metronome::broker::PublishError;
 use metronome::broker::redis::{Fence, RedisBroker};
@@ -17,6 +14,12 @@ use metronome::ports::lease::Lease;
 use metronome::redis_link::{Keys, RedisLink};
 use metronome::state::EntryState;
 use metronome::state::redis::{RedisState, RedisStateError};
+use tokio::sync::watch::{self, Receiver};
+use tokio::task::JoinHandle;
+
+use crate::util::celery::{entries, message};
+use crate::util::redis::{RedisServer, redis_base, redis_conn};
+use crate::util::unique;
 
 fn url() -> String {
     format!("{}/0", redis_base())
@@ -107,22 +110,36 @@ async fn expiry_hands_the_lease_over_with_a_new_fence() {
     cleanup(&k).await;
 }
 
+/// The lease task for `l`: its role, its stop switch and the task.
+fn spawn_lease(l: RedisLease) -> (Receiver<Role>, watch::Sender<bool>, JoinHandle<()>) {
+    let (tx, role) = watch::channel(Role::Standby);
+    let (stop_tx, stop) = watch::channel(false);
+    let cfg = l.config();
+    (
+        role,
+        stop_tx,
+        tokio::spawn(lease::run(Arc::new(l), cfg, tx, stop)),
+    )
+}
+
+/// Waits at most `secs` for the lease task to publish the role `name`.
+async fn role_becomes(role: &mut Receiver<Role>, name: &str, secs: u64) {
+    tokio::time::timeout(
+        Duration::from_secs(secs),
+        role.wait_for(|r| r.name() == name),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("not {name} within {secs} s"))
+    .unwrap();
+}
+
 #[tokio::test]
 async fn lease_task_leads_and_releases_on_stop() {
     let k = keys("task");
     let l = lease_with(&k, Duration::from_secs(1));
-    let cfg = l.config();
     let token = l.token().to_string();
-    let (tx, mut role) = tokio::sync::watch::channel(Role::Standby);
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(lease::run(Arc::new(l), cfg, tx, stop));
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        role.wait_for(|r| r.name() == "leader"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (mut role, stop_tx, task) = spawn_lease(l);
+    role_becomes(&mut role, "leader", 5).await;
     let fence = match &*role.borrow() {
         Role::Leader(t) => t.fence,
         Role::Standby => unreachable!(),
@@ -152,17 +169,8 @@ async fn lease_task_leads_and_releases_on_stop() {
 async fn lease_task_steps_down_when_the_key_is_taken() {
     let k = keys("stolen");
     let l = lease_with(&k, Duration::from_secs(1));
-    let cfg = l.config();
-    let (tx, mut role) = tokio::sync::watch::channel(Role::Standby);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(lease::run(Arc::new(l), cfg, tx, stop));
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        role.wait_for(|r| r.name() == "leader"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (mut role, _stop_tx, task) = spawn_lease(l);
+    role_becomes(&mut role, "leader", 5).await;
     // Someone overwrites the key (an operator, or a split brain): the next
     // renewal's compare fails and the task stands by, then keeps polling.
     let mut c = redis_conn().await;
@@ -174,21 +182,9 @@ async fn lease_task_steps_down_when_the_key_is_taken() {
         .query_async(&mut c)
         .await
         .unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(3),
-        role.wait_for(|r| r.name() == "standby"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    role_becomes(&mut role, "standby", 3).await;
     // After the intruder's key expires, it leads again with a new fence.
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        role.wait_for(|r| r.name() == "leader"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    role_becomes(&mut role, "leader", 5).await;
     task.abort();
     cleanup(&k).await;
 }
@@ -283,89 +279,18 @@ async fn fenced_publish_pushes_and_records_or_does_nothing() {
 }
 
 async fn llen(key: &str) -> usize {
-    let mut c = redis_conn().await;
-    redis::cmd("LLEN")
-        .arg(key)
-        .query_async(&mut c)
-        .await
-        .unwrap()
-}
-
-/// A redis-server and a Sentinel monitoring it, on free ports; both killed
-/// on drop.
-struct SentinelPair {
-    children: Vec<std::process::Child>,
-    sentinel_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for SentinelPair {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_sentinel() -> SentinelPair {
-    use std::process::{Command, Stdio};
-    let (mport, sport) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!("port {sport}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {mport} 1\n"),
-    )
-    .unwrap();
-    let spawn = |args: Vec<String>| {
-        Command::new("redis-server")
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs")
-    };
-    let master = spawn(vec![
-        "--port".into(),
-        mport.to_string(),
-        "--bind".into(),
-        "127.0.0.1".into(),
-        "--save".into(),
-        "".into(),
-    ]);
-    let sentinel = spawn(vec![conf.display().to_string(), "--sentinel".into()]);
-    let start = std::time::Instant::now();
-    for p in [mport, sport] {
-        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-            assert!(start.elapsed() < PATIENCE, "redis/sentinel did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    SentinelPair {
-        children: vec![master, sentinel],
-        sentinel_port: sport,
-        _dir: dir,
-    }
+    crate::util::redis::llen(&url(), key).await.unwrap()
 }
 
 /// `sentinel://…?master_name=` finds the master through the Sentinel and
 /// runs the lease there.
 #[tokio::test]
 async fn lease_through_sentinel() {
-    let pair = start_sentinel();
+    let master = RedisServer::start();
+    let sentinel = RedisServer::sentinel(&master);
     let url = format!(
         "sentinel://127.0.0.1:{};sentinel://127.0.0.1:1/0?master_name=mymaster",
-        pair.sentinel_port
+        sentinel.port
     );
     let store = Arc::new(RedisLink::open(&url, Duration::from_secs(1)).unwrap());
     let k = keys("sentinel");

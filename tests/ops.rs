@@ -10,182 +10,41 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::util::db::sqlite_url;
+use crate::util::http::{client, get, get_blocking, metrics};
+use crate::util::port::free_port;
+use crate::util::process::{Metronome, metronome, output_text, run_ok};
+use crate::util::python::{have_python, python};
+use crate::util::redis::RedisServer;
+use crate::util::{PATIENCE, ci, repo, wait_for, wait_until};
+
 const TOKEN: &str = "dash-token";
-const PATIENCE: Duration = Duration::from_secs(60);
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_metronome")
-}
-
-/// A running `metronome run` with the API on a free loopback port.
-struct Instance {
-    child: Child,
-    addr: String,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Instance {
-    /// `args` go after `run --broker stdout:// --http 127.0.0.1:0` (the
-    /// broker unless `args` names one).
-    fn start(args: &[&str]) -> Instance {
-        let mut cmd = Command::new(bin());
-        cmd.args(["--log-format", "json", "run"]);
-        if !args.contains(&"--broker") {
-            cmd.args(["--broker", "stdout://"]);
-        }
-        cmd.args(["--http", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("METRONOME_TIMEZONE")
-            .env_remove("CELERY_TIMEZONE")
-            .env_remove("METRONOME_DATABASE_URL")
-            .env_remove("METRONOME_SCHEDULE")
-            .env("METRONOME_API_TOKEN", TOKEN)
-            .env("METRONOME_LOG", "info,tower_http=warn,sqlx=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let lines = stdout.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l);
-            }
-        });
-        let err = child.stderr.take().unwrap();
-        let lines = stderr.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&l)
-                    && v["message"] == "http api listening"
-                {
-                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
-                }
-                lines.lock().unwrap().push(l);
-            }
-        });
-        let addr = match rx.recv_timeout(PATIENCE) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "metronome did not start:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-        };
-        Instance {
-            child,
-            addr,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn published(&self) -> Vec<Value> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// Stops with SIGTERM (state is saved on the way out) and waits.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn get(i: &Instance, path: &str) -> (u16, Value) {
-    let r = client().get(i.url(path)).send().await.unwrap();
-    let s = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-async fn metrics(i: &Instance) -> String {
-    client()
-        .get(i.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// Polls `f` until it returns true, at most [`PATIENCE`].
-async fn wait_for<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// `metronome run` serving the API with [`TOKEN`]; `args` follow `run`.
+fn start(args: &[&str]) -> Metronome {
+    Metronome::serve(args, Some(TOKEN))
 }
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// `wait_for` bounded by [`PATIENCE`].
+async fn wait<F, Fut>(what: &str, f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_for(what, PATIENCE, f).await;
+}
+
 fn healthcheck(args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin())
-        .arg("healthcheck")
-        .args(args)
-        .env_remove("METRONOME_HTTP_ADDR")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let out = metronome().arg("healthcheck").args(args).output().unwrap();
+    (out.status.success(), output_text(&out))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +53,7 @@ async fn healthcheck_probes_a_running_instance() {
     let sched = dir.path().join("s.yaml");
     write(&sched, "schedules:\n  a: {task: t, cron: \"0 3 * * *\"}\n");
     let state = dir.path().join("state.json");
-    let i = Instance::start(&[
+    let mut i = start(&[
         "--schedule",
         sched.to_str().unwrap(),
         "--state-file",
@@ -209,13 +68,13 @@ async fn healthcheck_probes_a_running_instance() {
     let (ok, out) = healthcheck(&["--http", &format!("0.0.0.0:{port}")]);
     assert!(ok, "{out}");
     // The environment works as the flag does (config entirely from env).
-    let out = Command::new(bin())
+    let out = metronome()
         .arg("healthcheck")
         .env("METRONOME_HTTP_ADDR", &i.addr)
         .output()
         .unwrap();
     assert!(out.status.success());
-    i.stop();
+    i.terminate();
     // Nothing listening: exit 1 with the reason.
     let (ok, out) = healthcheck(&["--http", &format!("127.0.0.1:{port}"), "--timeout", "2"]);
     assert!(!ok, "{out}");
@@ -224,36 +83,16 @@ async fn healthcheck_probes_a_running_instance() {
     assert!(!ok && out.contains("disabled"), "{out}");
 }
 
-/// A throwaway redis-server on `port` (nothing kept on disk).
-fn redis_server(port: u16) -> Child {
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server runs");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < PATIENCE, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_broker() {
     let dir = tempfile::tempdir().unwrap();
     let sched = dir.path().join("s.yaml");
     write(&sched, "schedules:\n  a: {task: t, cron: \"0 3 * * *\"}\n");
     let state = dir.path().join("state.json");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let broker = format!("redis://127.0.0.1:{port}/0");
     // Nothing listens on the broker's port yet: alive, loaded, not ready.
-    let i = Instance::start(&[
+    let mut i = start(&[
         "--broker",
         &broker,
         "--schedule",
@@ -272,8 +111,8 @@ async fn readiness_follows_the_broker() {
     let (ok, out) = healthcheck(&["--http", &i.addr, "--ready"]);
     assert!(!ok, "{out}");
 
-    let mut redis = redis_server(port);
-    wait_for("ready once the broker answers", || async {
+    let mut redis = RedisServer::on_port(port);
+    wait("ready once the broker answers", || async {
         get(&i, "/readyz").await.0 == 200
     })
     .await;
@@ -284,13 +123,12 @@ async fn readiness_follows_the_broker() {
     );
     assert!(body.get("broker_error").is_none(), "{body}");
 
-    redis.kill().unwrap();
-    redis.wait().unwrap();
-    wait_for("not ready once the broker is gone", || async {
+    redis.kill();
+    wait("not ready once the broker is gone", || async {
         get(&i, "/readyz").await.0 == 503
     })
     .await;
-    i.stop();
+    i.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,7 +137,7 @@ async fn rejected_reload_is_visible_while_the_old_schedule_keeps_running() {
     let sched = dir.path().join("s.yaml");
     write(&sched, "schedules:\n  tick: {task: app.tick, every: 1s}\n");
     let state = dir.path().join("state.json");
-    let i = Instance::start(&[
+    let i = start(&[
         "--schedule",
         sched.to_str().unwrap(),
         "--state-file",
@@ -317,7 +155,7 @@ async fn rejected_reload_is_visible_while_the_old_schedule_keeps_running() {
         &sched,
         "schedules:\n  tick: {task: app.tick, every: 1s}\n  tock: {task: app.tock, cron: \"0 3 * * *\"}\n",
     );
-    wait_for("the reload", || async {
+    wait("the reload", || async {
         get(&i, "/api/v1/reload").await.1["reloads"] == 1
     })
     .await;
@@ -328,7 +166,7 @@ async fn rejected_reload_is_visible_while_the_old_schedule_keeps_running() {
         &sched,
         "schedules:\n  tick: {task: app.tick, every: 1s}\n  tock: {task: app.tock, cron: \"99 3 * * *\"}\n",
     );
-    wait_for("the rejection", || async {
+    wait("the rejection", || async {
         get(&i, "/api/v1/reload").await.1["failures"] == 1
     })
     .await;
@@ -349,7 +187,7 @@ async fn rejected_reload_is_visible_while_the_old_schedule_keeps_running() {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
     let before = i.published().len();
-    wait_for("runs after the rejection", || async {
+    wait("runs after the rejection", || async {
         i.published().len() >= before + 2
     })
     .await;
@@ -378,8 +216,8 @@ async fn history_metrics_and_skip_reasons() {
         "--history",
         "3",
     ];
-    let i = Instance::start(&args);
-    wait_for("history to fill", || async {
+    let mut i = start(&args);
+    wait("history to fill", || async {
         let n = |v: &Value| v.as_array().map_or(0, Vec::len);
         n(&get(&i, "/api/v1/schedules/tick/history").await.1) == 3
             && n(&get(&i, "/api/v1/schedules/stale/history").await.1) >= 1
@@ -446,23 +284,20 @@ async fn history_metrics_and_skip_reasons() {
 
     // The dispatch log line carries entry, task, scheduled, lateness, task id.
     let line = i
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["message"] == "dispatched")
+        .log_events("dispatched")
+        .into_iter()
+        .next()
         .expect("a dispatch line");
     for k in ["entry", "task", "scheduled", "lateness_ms", "task_id"] {
         assert!(!line[k].is_null(), "{k} missing from {line}");
     }
 
     // History survives a restart (kept in the state file), bounded.
-    i.stop();
+    i.terminate();
     let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     let kept = saved["entries"]["tick"]["history"].as_array().unwrap();
     assert!(!kept.is_empty() && kept.len() <= 3, "{saved}");
-    let i = Instance::start(&args);
+    let i = start(&args);
     let (_, h) = get(&i, "/api/v1/schedules/tick/history").await;
     assert!(!h.as_array().unwrap().is_empty(), "{h}");
     let (_, doc) = get(&i, "/api/v1/openapi.json").await;
@@ -474,16 +309,12 @@ async fn history_metrics_and_skip_reasons() {
     }
 }
 
-fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("m.db").display())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_is_kept_in_the_database() {
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
-    let i = Instance::start(&["--database", &url]);
+    let mut i = start(&["--database", &url]);
     let r = client()
         .post(i.url("/api/v1/schedules"))
         .bearer_auth(TOKEN)
@@ -500,7 +331,7 @@ async fn history_is_kept_in_the_database() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let requested: Value = r.json().await.unwrap();
-    wait_for("two sent runs", || async {
+    wait("two sent runs", || async {
         let (_, h) = get(&i, "/api/v1/schedules/db-tick/history").await;
         h.as_array()
             .is_some_and(|a| a.iter().filter(|x| x["outcome"] == "sent").count() >= 2)
@@ -514,7 +345,7 @@ async fn history_is_kept_in_the_database() {
             .any(|x| x["outcome"] == "requested" && x["task_id"] == requested["task_id"]),
         "{h}"
     );
-    i.stop();
+    i.terminate();
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
     let (text,): (String,) =
         sqlx::query_as("SELECT history FROM metronome_state WHERE name = 'db-tick'")
@@ -523,7 +354,7 @@ async fn history_is_kept_in_the_database() {
             .unwrap();
     let saved: Value = serde_json::from_str(&text).unwrap();
     assert!(saved.as_array().unwrap().len() >= 3, "{saved}");
-    let i = Instance::start(&["--database", &url]);
+    let i = start(&["--database", &url]);
     let (_, h) = get(&i, "/api/v1/schedules/db-tick/history").await;
     assert!(h.as_array().unwrap().len() >= 3, "{h}");
 }
@@ -535,64 +366,43 @@ fn secrets_in_urls_are_masked_in_logs() {
     write(&sched, "schedules:\n  a: {task: t, every: 1s}\n");
     // A broker nobody listens on, with a password: the scheduler keeps
     // retrying and logs why; no line shows the password.
-    let log = dir.path().join("log.txt");
-    let mut child = Command::new(bin())
-        .args(["--log-format", "json", "run", "--http", "off"])
+    let mut cmd = metronome();
+    cmd.args(["--log-format", "json", "run", "--http", "off"])
         .args(["--broker", "redis://user:hunter2-secret@127.0.0.1:1/0"])
         .arg("--schedule")
         .arg(&sched)
         .arg("--state-file")
         .arg(dir.path().join("state.json"))
-        .env("METRONOME_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("publish failed") {
-            break text;
-        }
-        if start.elapsed() > PATIENCE {
-            let _ = child.kill();
-            panic!("no publish failure logged:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+        .env("METRONOME_LOG", "debug");
+    let mut m = Metronome::spawn(cmd);
+    wait_until(
+        "a publish failure in the log",
+        || m.logs().contains("publish failed"),
+        || format!(":\n{}", m.logs()),
+    );
+    m.kill();
+    let text = m.logs();
     assert!(text.contains("redis://user:***@127.0.0.1:1/0"), "{text}");
     assert!(!text.contains("hunter2"), "password leaked:\n{text}");
     // Likewise a database URL with a password (PostgreSQL on a closed port).
-    let out = Command::new(bin())
+    let out = metronome()
         .args(["--log-format", "json", "migrate"])
         .args(["--database", "postgres://app:hunter2-secret@127.0.0.1:1/db"])
         .env("METRONOME_LOG", "debug")
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = output_text(&out);
     assert!(!out.status.success());
     assert!(all.contains("app:***@"), "{all}");
     assert!(!all.contains("hunter2"), "password leaked:\n{all}");
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
-}
-
 #[test]
 fn deployment_files_parse_and_their_schedules_check() {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    if !have_python("deployment YAML check") {
+        return;
+    }
+    let python = python();
     let files = [
         "deploy/docker-compose.yml",
         "deploy/kubernetes/metronome.yaml",
@@ -615,20 +425,13 @@ c = dep["template"]["spec"]["containers"][0]
 assert "livenessProbe" in c and "readinessProbe" in c
 sys.stdout.write(kinds["ConfigMap"]["data"]["schedule.yaml"])
 "#;
-    let out = match Command::new(&python)
+    let out = Command::new(&python)
         .arg("-c")
         .arg(script)
         .args(files)
         .current_dir(repo())
         .output()
-    {
-        Ok(o) => o,
-        Err(e) => {
-            assert!(!ci(), "CI is set but `{python}` is missing: {e}");
-            eprintln!("\n!!! SKIPPING deployment YAML check: `{python}` not found !!!\n");
-            return;
-        }
-    };
+        .unwrap_or_else(|e| panic!("`{python}` runs: {e}"));
     let err = String::from_utf8_lossy(&out.stderr);
     if err.contains("No module named 'yaml'") && !ci() {
         eprintln!("\n!!! SKIPPING deployment YAML check: PyYAML missing !!!\n");
@@ -641,15 +444,10 @@ sys.stdout.write(kinds["ConfigMap"]["data"]["schedule.yaml"])
         configmap, file,
         "the ConfigMap carries deploy/schedule.yaml"
     );
-    let out = Command::new(bin())
-        .arg("check")
-        .arg(repo().join("deploy/schedule.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        metronome()
+            .arg("check")
+            .arg(repo().join("deploy/schedule.yaml")),
     );
 }
 
@@ -721,7 +519,9 @@ impl Browser {
         // The page target's websocket.
         let start = Instant::now();
         let ws_url = loop {
-            let list = http_get_json(&host, "/json/list").unwrap_or(Value::Null);
+            let list = get_blocking(&host, "/json/list", Duration::from_secs(5))
+                .and_then(|(code, v)| (code == 200).then_some(v))
+                .unwrap_or(Value::Null);
             if let Some(u) = list.as_array().and_then(|a| {
                 a.iter()
                     .find(|t| t["type"] == "page")
@@ -789,13 +589,6 @@ impl Drop for Browser {
     }
 }
 
-/// A tiny blocking GET returning JSON (DevTools' HTTP endpoint).
-fn http_get_json(host: &str, path: &str) -> Option<Value> {
-    let addr = metronome::healthcheck::probe_addr(host).ok()?;
-    let (code, body) = metronome::healthcheck::get(addr, path, Duration::from_secs(5)).ok()?;
-    (code == 200).then(|| serde_json::from_str(&body).ok())?
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_next_runs_and_toggles_in_chromium() {
     let Some(exe) = chromium() else { return };
@@ -806,7 +599,7 @@ async fn dashboard_shows_next_runs_and_toggles_in_chromium() {
         "schedules:\n  from-file: {task: app.file, cron: \"0 3 * * *\", timezone: America/New_York}\n",
     );
     let url = sqlite_url(dir.path());
-    let i = Instance::start(&["--database", &url, "--schedule", sched.to_str().unwrap()]);
+    let i = start(&["--database", &url, "--schedule", sched.to_str().unwrap()]);
     let r = client()
         .post(i.url("/api/v1/schedules"))
         .bearer_auth(TOKEN)

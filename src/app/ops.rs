@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use metronome::redact::mask_url;
 use metronome::db::Db;
+use metronome::redact::mask_url;
 
 use crate::HealthArgs;
 

@@ -26,8 +26,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::redact::mask_url;
 use crate::entry::Context;
+use crate::redact::mask_url;
 
 pub use row::{Columns, Row, RowError};
 pub use sync::{Refresh, SharedStatus, SyncClient, SyncStatus};

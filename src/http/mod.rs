@@ -27,8 +27,8 @@ use utoipa_axum::routes;
 
 use crate::db::{Db, SOURCE, SyncClient};
 use crate::entry::{Context, FileOrigins};
-use crate::ports::lease::Role;
 use crate::ports::clock::Clock;
+use crate::ports::lease::Role;
 use crate::service::inbox::Handle;
 use crate::service::inbox::SharedStatus;
 

@@ -222,6 +222,9 @@ pub async fn run_now(
         Ok(id) => Ok(Json(RunNow {
             task_id: id.to_string(),
         })),
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
     }
 }

@@ -1,18 +1,11 @@
-//! Shared pieces of the end-to-end tests: the Celery venv (built once, under
-//! a file lock), real Celery worker subprocesses killed on drop, the Redis
-//! list the test tasks record into, RabbitMQ vhosts made per test, and
-//! running the `metronome` binary.
-//!
-//! Services: Redis at `METRONOME_TEST_REDIS` (default
-//! `redis://127.0.0.1:6379`) and RabbitMQ at `METRONOME_TEST_AMQP` (default
-//! `amqp://guest:guest@127.0.0.1:5672`, managed with `rabbitmqctl`).
-
-#![allow(dead_code)]
+//! Real Celery workers and what they record: a worker subprocess on a
+//! broker (killed on drop), the Redis list the test tasks push to, test
+//! messages built from YAML, and the end-to-end scenarios every broker
+//! suite runs. Invariant: each worker records under a key of its own.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -20,79 +13,14 @@ use metronome::celery::message::{self, Message, Publisher};
 use metronome::entry::Entry;
 use serde_json::Value as Json;
 
-/// The longest any wait in these tests lasts before failing. A bound on a
-/// hang, not a timing assertion.
-pub const PATIENCE: Duration = Duration::from_secs(90);
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn redis_base() -> String {
-    std::env::var("METRONOME_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-pub fn amqp_base() -> String {
-    std::env::var("METRONOME_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
-}
-
-/// A name unique to this process and call, safe in keys, queues and vhosts.
-pub fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "mt{}-{}-{}",
-        std::process::id(),
-        what,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// The venv's `celery` executable, creating the venv with
-/// `.ci/celery-venv.sh` if needed. `None` (with a loud message) only when
-/// Python is missing entirely and CI is not set; any other failure panics.
-pub fn celery() -> Option<PathBuf> {
-    let venv = repo().join(".venv-celery");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let have_python = Command::new(&python)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_python {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-        assert!(
-            !ci,
-            "CI is set but `{python}` is missing: cannot build the Celery venv"
-        );
-        eprintln!(
-            "\n\n!!! SKIPPING Celery end-to-end test: `{python}` not found. Install Python 3 to run it. !!!\n"
-        );
-        return None;
-    }
-    let lock = File::create(repo().join("target").join(".celery-venv.lock"))
-        .or_else(|_| File::create(std::env::temp_dir().join("metronome-celery-venv.lock")))
-        .expect("lock file for the venv");
-    lock.lock().expect("lock the venv lock file");
-    let out = Command::new("bash")
-        .arg(repo().join(".ci/celery-venv.sh"))
-        .arg(&venv)
-        .output()
-        .expect("run .ci/celery-venv.sh");
-    assert!(
-        out.status.success(),
-        "creating the Celery venv failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    drop(lock);
-    Some(venv.join("bin/celery"))
-}
+use super::process::{Guard, Metronome};
+use super::python::celery;
+use super::redis::{lrange, redis_base, redis_conn};
+use super::{PATIENCE, repo, unique};
 
 /// A Celery worker subprocess; SIGKILLed on drop.
 pub struct Worker {
-    child: Child,
+    _child: Guard,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -138,7 +66,7 @@ impl Worker {
         }
         let child = cmd.spawn().expect("start celery worker");
         Worker {
-            child,
+            _child: Guard(child),
             log,
             _dir: dir,
         }
@@ -149,33 +77,11 @@ impl Worker {
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A plain connection to the test Redis (DB 0).
-pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("{}/0", redis_base()))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("test Redis reachable")
-}
-
 /// The rows the test tasks pushed to `key`.
 pub async fn records(key: &str) -> Vec<Json> {
-    let mut c = redis_conn().await;
-    let rows: Vec<String> = redis::cmd("LRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut c)
+    lrange(&format!("{}/0", redis_base()), key)
         .await
-        .unwrap();
-    rows.iter()
+        .iter()
         .map(|r| serde_json::from_str(r).unwrap())
         .collect()
 }
@@ -227,121 +133,6 @@ pub fn message(entries: &[Entry], name: &str, scheduled: Timestamp) -> Message {
         Timestamp::now(),
         &Publisher::for_this_process(),
     )
-}
-
-/// A RabbitMQ vhost made for one test (its name contains a `/`, to check
-/// URL decoding), deleted on drop.
-pub struct Vhost {
-    pub name: String,
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Vhost {
-    pub fn new(what: &str) -> Vhost {
-        let name = format!("metronome/{}", unique(what));
-        rabbitmqctl(&["add_vhost", &name]);
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        Vhost { name }
-    }
-
-    /// The broker URL for this vhost, with `query` appended if not empty.
-    pub fn url(&self, query: &str) -> String {
-        let enc = self.name.replace('/', "%2F");
-        if query.is_empty() {
-            format!("{}/{enc}", amqp_base())
-        } else {
-            format!("{}/{enc}?{query}", amqp_base())
-        }
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.name])
-            .output();
-    }
-}
-
-/// `metronome run` as a subprocess with JSON logs captured to a file.
-pub struct Metronome {
-    child: Child,
-    pub log: PathBuf,
-    pub dir: tempfile::TempDir,
-}
-
-impl Metronome {
-    pub fn start(broker: &str, schedule_yaml: &str) -> Metronome {
-        let dir = tempfile::tempdir().unwrap();
-        let sched = dir.path().join("schedule.yaml");
-        std::fs::write(&sched, schedule_yaml).unwrap();
-        let log = dir.path().join("metronome.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_metronome"))
-            .args([
-                "--log-format",
-                "json",
-                "run",
-                "--no-lock",
-                "--broker",
-                broker,
-            ])
-            .arg("--schedule")
-            .arg(&sched)
-            .arg("--state-file")
-            .arg(dir.path().join("state.json"))
-            .env_remove("METRONOME_BROKER_URL")
-            .env("METRONOME_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("start metronome");
-        Metronome { child, log, dir }
-    }
-
-    /// SIGTERM and wait for a clean exit.
-    pub fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "metronome exited with {status}:\n{}",
-            self.log_text()
-        );
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The JSON log lines whose message is `msg`.
-    pub fn log_events(&self, msg: &str) -> Vec<Json> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
-            .filter(|j| j["message"] == msg)
-            .collect()
-    }
-}
-
-impl Drop for Metronome {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Asserts that `scheduled` (RFC 3339 strings) are distinct and exactly
@@ -546,7 +337,7 @@ pub async fn scenario_binary_exactly_once(
     disrupt: Option<&dyn Fn()>,
 ) -> Option<Metronome> {
     let celery = celery()?;
-    let mut m = Metronome::start(
+    let mut m = Metronome::run(
         &t.url,
         "schedules:\n  tick:\n    task: tasks.record\n    every: 1s\n    misfire: all\n    args: [tick]\n",
     );
@@ -555,11 +346,7 @@ pub async fn scenario_binary_exactly_once(
         let m = &m;
         async move {
             while m.log_events("dispatched").len() < n {
-                assert!(
-                    start.elapsed() < PATIENCE,
-                    "no dispatches:\n{}",
-                    m.log_text()
-                );
+                assert!(start.elapsed() < PATIENCE, "no dispatches:\n{}", m.logs());
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -578,7 +365,7 @@ pub async fn scenario_binary_exactly_once(
         m.log_events("publish outcome unknown; counted as sent and not retried")
             .is_empty(),
         "an outcome was unknown (a run may be lost):\n{}",
-        m.log_text()
+        m.logs()
     );
     let key = unique("rec");
     let w = t.worker(&celery, "celery", &key);

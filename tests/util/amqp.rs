@@ -1,0 +1,99 @@
+//! RabbitMQ for tests: the server's URL (`METRONOME_TEST_AMQP`, default
+//! `amqp://guest:guest@127.0.0.1:5672`), `rabbitmqctl`, and a vhost made
+//! per test. Invariant: a test's vhost is deleted when dropped, so tests
+//! never see each other's queues.
+
+use std::process::Command;
+
+use super::process::run_ok;
+use super::unique;
+
+pub fn amqp_base() -> String {
+    std::env::var("METRONOME_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
+}
+
+/// Runs `rabbitmqctl args`, which must succeed; returns its stdout.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    run_ok(Command::new("rabbitmqctl").args(args))
+}
+
+/// A RabbitMQ vhost made for one test (its name contains a `/`, to check
+/// URL decoding), deleted on drop.
+pub struct Vhost {
+    pub name: String,
+}
+
+impl Vhost {
+    pub fn new(what: &str) -> Vhost {
+        let name = format!("metronome/{}", unique(what));
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Vhost { name }
+    }
+
+    /// The vhost's name as it stands in a URL path.
+    pub fn encoded(&self) -> String {
+        self.name.replace('/', "%2F")
+    }
+
+    /// The broker URL for this vhost, with `query` appended if not empty.
+    pub fn url(&self, query: &str) -> String {
+        let enc = self.encoded();
+        if query.is_empty() {
+            format!("{}/{enc}", amqp_base())
+        } else {
+            format!("{}/{enc}?{query}", amqp_base())
+        }
+    }
+
+    /// Messages waiting in `queue` (0 if it does not exist).
+    pub fn queue_depth(&self, queue: &str) -> usize {
+        let out = Command::new("rabbitmqctl")
+            .args(["list_queues", "-p", &self.name, "name", "messages"])
+            .args(["--formatter", "json"])
+            .output()
+            .expect("rabbitmqctl runs");
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        rows.as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == queue)
+            .and_then(|r| r["messages"].as_u64())
+            .unwrap_or(0) as usize
+    }
+
+    /// Closes every connection to this vhost from the server side, as a
+    /// broker restart or a network cut would; at least one must exist.
+    pub fn close_connections(&self) {
+        let text = rabbitmqctl(&[
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "vhost",
+        ]);
+        let mut closed = 0;
+        for line in text.lines() {
+            if let Some((pid, vhost)) = line.split_once('\t')
+                && vhost.trim() == self.name
+            {
+                rabbitmqctl(&["close_connection", pid.trim(), "metronome test cut"]);
+                closed += 1;
+            }
+        }
+        assert!(
+            closed > 0,
+            "no connection to {} found in:\n{text}",
+            self.name
+        );
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
+    }
+}
