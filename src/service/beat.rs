@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -118,7 +118,8 @@ impl Beat {
         }
         let decisions = self.sched.poll(now);
         if !decisions.is_empty() {
-            self.dispatch(&decisions, fence.as_deref(), now).await?;
+            self.dispatch(&decisions, fence.as_deref(), now, instant)
+                .await?;
         }
         Ok(self.wake_at(now, instant))
     }
@@ -141,7 +142,14 @@ impl Beat {
         decisions: &[Decision],
         fence: Option<&str>,
         now: Timestamp,
+        instant: Instant,
     ) -> Result<(), ServiceError> {
+        let clock = self.clock.clone();
+        let acked = move || {
+            let elapsed = clock.instant().saturating_duration_since(instant);
+            now.saturating_add(SignedDuration::try_from(elapsed).unwrap_or(SignedDuration::MAX))
+                .unwrap_or(now)
+        };
         let fenced = match (fence, &self.ha) {
             (Some(value), Some(h)) => Some(Fenced {
                 value,
@@ -156,6 +164,7 @@ impl Beat {
             decisions,
             fenced,
             now,
+            acked,
         )
         .await;
         // The fenced script stored the sent runs' state already.

@@ -35,7 +35,10 @@ pub(super) struct Sent {
 }
 
 /// Publishes the dispatch decisions as one batch and records every
-/// outcome, with `now` as the publish time.
+/// outcome. `now` is the turn's time, stamped on the messages and, for a
+/// fenced publish, on the state stored with them; `acked` says when the
+/// broker answered (the turn's `now` plus the monotonic time since), the
+/// publish time recorded otherwise, as lateness is measured to the ack.
 pub(super) async fn dispatch(
     sched: &mut Scheduler,
     broker: &mut dyn Broker,
@@ -43,6 +46,7 @@ pub(super) async fn dispatch(
     decisions: &[Decision],
     fenced: Option<Fenced<'_>>,
     now: Timestamp,
+    acked: impl FnOnce() -> Timestamp,
 ) -> Sent {
     let (batch, sent_for) = build(sched, publisher, decisions, now);
     if batch.is_empty() {
@@ -68,7 +72,8 @@ pub(super) async fn dispatch(
         },
         None => broker.publish(&batch).await,
     };
-    let all_ok = record(sched, decisions, &sent_for, &batch, results, now);
+    let at = if atomic { now } else { acked() };
+    let all_ok = record(sched, decisions, &sent_for, &batch, results, at);
     Sent { all_ok, atomic }
 }
 

@@ -39,6 +39,8 @@ struct FakeBroker {
     clock: Arc<TestClock>,
     log: Arc<Mutex<Vec<Attempt>>>,
     script: Arc<Mutex<VecDeque<Result<(), PublishError>>>>,
+    /// How long each publish takes to be acknowledged.
+    delay: Duration,
 }
 
 impl FakeBroker {
@@ -47,6 +49,7 @@ impl FakeBroker {
             clock: clock.clone(),
             log: Arc::default(),
             script: Arc::new(Mutex::new(script.into())),
+            delay: Duration::ZERO,
         }
     }
 
@@ -77,7 +80,11 @@ impl Broker for FakeBroker {
             ids: messages.iter().map(|m| m.task_id).collect(),
             ok: r.is_ok(),
         });
-        Box::pin(async move { vec![r; messages.len()] })
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            vec![r; messages.len()]
+        })
     }
 }
 
@@ -433,4 +440,27 @@ async fn a_takeover_reloads_the_previous_leaders_state() {
     assert_eq!(store.get("tick").unwrap().total_runs, 8);
     let writes = store.fenced_writes.lock().unwrap();
     assert!(!writes.is_empty() && writes.iter().all(|f| f == "me:1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_is_recorded_as_sent_when_the_broker_acknowledged_it() {
+    let clock = Arc::new(TestClock::new(start()));
+    let broker = FakeBroker {
+        delay: Duration::from_millis(300),
+        ..FakeBroker::new(&clock, vec![])
+    };
+    let store = FakeStore::local(Loaded::new());
+    let run = spawn(standalone(&clock, vec![every_second()], &broker, &store));
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    run.stop().await;
+    let attempts = broker.attempts();
+    assert_eq!(
+        attempts[0].at,
+        start() + secs(1),
+        "stamped with the turn's now"
+    );
+    let st = store.get("tick").unwrap();
+    let acked = start() + SignedDuration::from_millis(1_300);
+    assert_eq!(st.last_sent_at, Some(acked));
+    assert_eq!(st.history[0].lateness_ms, Some(300));
 }
