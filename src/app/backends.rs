@@ -76,10 +76,9 @@ pub fn fence_keys(lease: Option<&RedisLease>, broker_url: &str) -> Option<FenceK
 /// Starts the task that keeps `lease` and publishes this instance's role;
 /// the run loop dispatches only while it leads.
 pub fn start_lease(lease: Arc<RedisLease>, atomic: bool) -> (Ha, LeaseTask) {
-    let instance = lease.token().to_string();
     let config = lease.config();
     tracing::info!(target: LOG_TARGET,
-        lock = %lease.describe(), instance = %instance, ttl_ms = config.ttl.as_millis() as u64,
+        lock = %lease.describe(), instance = %lease.token(), ttl_ms = config.ttl.as_millis() as u64,
         renew_ms = config.renew.as_millis() as u64, atomic_dispatch = atomic,
         "high availability: standing by until the lease is acquired"
     );
@@ -87,14 +86,7 @@ pub fn start_lease(lease: Arc<RedisLease>, atomic: bool) -> (Ha, LeaseTask) {
     let (tx, role) = watch::channel(Role::Standby);
     let task = tokio::spawn(metronome::lease::run(lease.clone(), config, tx, rx_stop));
     let lease: Arc<dyn Lease> = lease;
-    (
-        Ha {
-            role,
-            instance,
-            lease,
-        },
-        LeaseTask { stop, task },
-    )
+    (Ha { role, lease }, LeaseTask { stop, task })
 }
 
 /// The dispatching side: the lease task (if any) and the broker, which

@@ -124,7 +124,9 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
     let db = database.as_ref().map(|d| &d.db);
     let (store, states) = backends::open_state_store(file_state, db, lease.as_deref()).await?;
     let (ha, lease_task, broker) = backends::start_dispatch(lease, &broker_url).await?;
-    let role = ha.as_ref().map(|h| (h.role.clone(), h.instance.clone()));
+    let role = ha
+        .as_ref()
+        .map(|h| (h.role.clone(), h.lease.token().to_string()));
     let (tx, rx) = watch::channel(false);
     spawn_shutdown_signal(tx);
     let (db, sync) = match database {

@@ -66,7 +66,7 @@ impl Beat {
         if let Some(h) = &ha {
             publisher
                 .headers
-                .insert(INSTANCE_HEADER.into(), serde_json::json!(h.instance));
+                .insert(INSTANCE_HEADER.into(), serde_json::json!(h.lease.token()));
         }
         let mut sched = Scheduler::new();
         sched.reserve(entries.len());
@@ -251,14 +251,14 @@ impl Beat {
                 self.publisher
                     .headers
                     .insert(FENCE_HEADER.into(), serde_json::json!(t.fence));
-                info!(fence = t.fence, instance = %h.instance, "leader: loading run state");
+                info!(fence = t.fence, instance = %h.lease.token(), "leader: loading run state");
                 self.term = Some(t);
                 true
             }
             Role::Standby if self.term.is_some() => {
                 self.sched.pause();
                 self.publisher.headers.remove(FENCE_HEADER);
-                info!(instance = %h.instance, "standby: not dispatching");
+                info!(instance = %h.lease.token(), "standby: not dispatching");
                 self.term = None;
                 true
             }

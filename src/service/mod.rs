@@ -59,9 +59,8 @@ pub enum ServiceError {
 pub struct Ha {
     /// The role kept by [`crate::lease::keeper::run`].
     pub role: watch::Receiver<Role>,
-    /// This instance's id (its lease token), sent as `metronome_instance`.
-    pub instance: String,
-    /// Asked just before a publish the broker cannot fence by itself.
+    /// Asked just before a publish the broker cannot fence by itself. Its
+    /// token is this instance's id, sent as `metronome_instance`.
     pub lease: Arc<dyn Lease>,
 }
 

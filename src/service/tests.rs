@@ -378,7 +378,6 @@ fn leased(
         broker: Box::new(broker.clone()),
         ha: Some(Ha {
             role,
-            instance: "me".into(),
             lease: Arc::new(FakeLease { holder }),
         }),
         clock: clock.clone(),
