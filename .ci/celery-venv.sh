@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Creates the Python venv with a real Celery 5.x worker that the end-to-end
-# tests (tests/celery_*.rs) run against. Idempotent: does nothing when the
-# venv already has the pinned requirement installed.
+# Creates the Python venv with a real Celery 5.x worker, and the other
+# packages listed in .ci/test-requirements.txt, that the end-to-end tests
+# run against. Idempotent: does nothing when the venv already has exactly
+# those requirements installed.
 #
 # Usage: .ci/celery-venv.sh [VENV_DIR]   (default: .venv-celery in the repo)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${1:-"$here/.venv-celery"}
-req='celery[redis]>=5.5,<6'
+reqfile="$here/.ci/test-requirements.txt"
+req=$(grep -v '^[[:space:]]*#' "$reqfile" | sed '/^[[:space:]]*$/d')
 marker="$venv/.metronome-req"
 if [ -x "$venv/bin/celery" ] && [ "$(cat "$marker" 2>/dev/null)" = "$req" ]; then
   exit 0
@@ -22,6 +24,6 @@ if ! "$python" -m venv "$venv"; then
   echo "celery-venv: cannot create a venv; install python3-venv" >&2
   exit 1
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$req"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqfile"
 "$venv/bin/celery" --version
 echo "$req" >"$marker"
