@@ -66,10 +66,58 @@ fn unavailable(r: &Result<(), PublishError>) -> &str {
     }
 }
 
-/// A queue declared with x-max-priority (as by workers with
-/// task_queue_max_priority) makes the default declaration fail with a 406;
-/// the error names the mismatch and the options, the channel recovers for
-/// the rest of the batch, and `queue_declare=passive` publishes fine.
+/// An unmodified worker with `task_queue_max_priority=10` declares
+/// `celery` with `x-max-priority=10`; metronome with a plain `amqp://` URL
+/// uses the queue as it is (no 406, no option set): every run reaches the
+/// queue, its arguments stay the worker's, and a worker started after the
+/// runs were queued executes them highest priority first.
+#[tokio::test]
+async fn queue_made_by_a_priority_worker_is_used_as_it_is() {
+    let vh = Vhost::new("asis");
+    let Some(celery) = crate::util::python::celery() else {
+        return;
+    };
+    let first = target(&vh, "", Some(10)).worker(&celery, "celery", &crate::util::unique("w0"));
+    let args = vh.wait_queue("celery");
+    assert_eq!(args["x-max-priority"], 10, "{args}");
+    drop(first);
+    scenario_priorities(&target(&vh, "", Some(10)), &[1, 9, 5, 0], &[9, 5, 1, 0]).await;
+    let after = vh.queue_arguments("celery").unwrap();
+    assert_eq!(after, args, "metronome changed the workers' queue");
+}
+
+/// A quorum queue (as workers with `task_default_queue_type="quorum"`
+/// make it) is used as it is by a plain URL; a missing queue is declared
+/// with the configured arguments.
+#[tokio::test]
+async fn quorum_queue_used_as_it_is_and_missing_queue_declared() {
+    let vh = Vhost::new("quorum");
+    let mut quorum = metronome::broker::connect(&vh.url("x-queue-type=quorum"), None)
+        .await
+        .unwrap();
+    assert_eq!(quorum.publish(&[msg_to("qq")]).await, vec![Ok(())]);
+    assert_eq!(vh.queue_arguments("qq").unwrap()["x-queue-type"], "quorum");
+    let mut plain = metronome::broker::connect(&vh.url(""), None).await.unwrap();
+    let r = plain.publish(&[msg_to("qq"), msg_to("fresh"), msg_to("qq")]).await;
+    assert_eq!(r, vec![Ok(()), Ok(()), Ok(())]);
+    // Queue statistics lag behind the confirms; wait for them.
+    let start = std::time::Instant::now();
+    while (vh.queue_depth("qq"), vh.queue_depth("fresh")) != (3, 1) {
+        assert!(start.elapsed() < crate::util::PATIENCE, "runs missing");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let mut prio = metronome::broker::connect(&vh.url("x-max-priority=7"), None)
+        .await
+        .unwrap();
+    assert_eq!(prio.publish(&[msg_to("made")]).await, vec![Ok(())]);
+    assert_eq!(vh.queue_arguments("made").unwrap()["x-max-priority"], 7);
+}
+
+/// With `queue_declare=declare`, a queue declared with x-max-priority (as
+/// by workers with task_queue_max_priority) makes a plain declaration fail
+/// with a 406; the error names the mismatch and the options, the channel
+/// recovers for the rest of the batch, and `queue_declare=passive`
+/// publishes fine.
 #[tokio::test]
 async fn declaration_mismatch_is_reported_and_passive_works() {
     let vh = Vhost::new("decl");
@@ -78,7 +126,9 @@ async fn declaration_mismatch_is_reported_and_passive_works() {
         .unwrap();
     assert_eq!(prio.publish(&[msg_to("celery")]).await, vec![Ok(())]);
 
-    let mut plain = metronome::broker::connect(&vh.url(""), None).await.unwrap();
+    let mut plain = metronome::broker::connect(&vh.url("queue_declare=declare"), None)
+        .await
+        .unwrap();
     let r = plain.publish(&[msg_to("celery"), msg_to("other")]).await;
     let e = unavailable(&r[0]);
     assert!(e.contains("x-max-priority"), "{e}");

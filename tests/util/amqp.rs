@@ -63,6 +63,45 @@ impl Vhost {
             .unwrap_or(0) as usize
     }
 
+    /// The arguments `queue` was declared with, as a JSON object of name →
+    /// value (`None` while the queue does not exist).
+    pub fn queue_arguments(&self, queue: &str) -> Option<serde_json::Value> {
+        let out = Command::new("rabbitmqctl")
+            .args(["list_queues", "-p", &self.name, "name", "arguments"])
+            .args(["--formatter", "json"])
+            .output()
+            .expect("rabbitmqctl runs");
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        rows.as_array()?
+            .iter()
+            .find(|r| r["name"] == queue)
+            .map(|r| {
+                // rabbitmqctl lists them as [name, type, value] triples.
+                let pairs = r["arguments"].as_array().cloned().unwrap_or_default();
+                pairs
+                    .iter()
+                    .filter_map(|t| Some((t[0].as_str()?.to_string(), t[2].clone())))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            })
+    }
+
+    /// Waits until `queue` exists; returns its arguments.
+    pub fn wait_queue(&self, queue: &str) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(a) = self.queue_arguments(queue) {
+                return a;
+            }
+            assert!(
+                start.elapsed() < super::PATIENCE,
+                "queue {queue} never appeared in {}",
+                self.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     /// Closes every connection to this vhost from the server side, as a
     /// broker restart or a network cut would; at least one must exist.
     pub fn close_connections(&self) {

@@ -1,19 +1,23 @@
 //! Declaring what a publish needs, as Celery does: the destination queue
-//! (declared as a worker would, checked passively, or not at all) and any
-//! named exchange (checked only), with RabbitMQ's refusals (404, 406)
+//! (by default used as it is when it exists and declared as a worker would
+//! when missing; or always declared, checked passively, or not at all) and
+//! any named exchange (checked only), with RabbitMQ's refusals (404, 406)
 //! explained.
 //!
 //! Owns [`Declared`], what one connection has already declared.
 //!
-//! Invariant: an exchange is never created or changed, only checked; a
-//! name is remembered only once RabbitMQ accepted it on this connection.
+//! Invariant: an exchange is never created or changed, only checked; by
+//! default an existing queue is never redeclared (so its arguments, set by
+//! the workers, are never contradicted); a name is remembered only once
+//! RabbitMQ accepted it on this connection.
 
 use std::collections::HashSet;
 
-use lapin::Channel;
+use lapin::{Channel, Connection};
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
+use tracing::info;
 
 use super::options::{AmqpOptions, QueueDeclare};
 use crate::broker::PublishError;
@@ -43,16 +47,18 @@ pub(super) struct Declared {
 
 impl Declared {
     /// Declares (a queue) or checks (an exchange) `target` on `ch` unless
-    /// this connection already did.
+    /// this connection already did. A passive check of a missing queue
+    /// closes `ch`; it is then reopened on `conn` before declaring.
     pub(super) async fn ensure(
         &mut self,
-        ch: &Channel,
+        conn: &Connection,
+        ch: &mut Channel,
         target: Target<'_>,
         opts: &AmqpOptions,
     ) -> Result<(), PublishError> {
         let (known, r) = match target {
             Target::Queue(name) if !self.queues.contains(name) => {
-                (&mut self.queues, declare_queue(ch, name, opts).await)
+                (&mut self.queues, declare_queue(conn, ch, name, opts).await)
             }
             Target::Exchange(name) if !self.exchanges.contains(name) => {
                 (&mut self.exchanges, check_exchange(ch, name).await)
@@ -66,16 +72,37 @@ impl Declared {
 }
 
 /// Declares `queue` per the configured mode.
-async fn declare_queue(ch: &Channel, queue: &str, o: &AmqpOptions) -> Result<(), PublishError> {
+async fn declare_queue(
+    conn: &Connection,
+    ch: &mut Channel,
+    queue: &str,
+    o: &AmqpOptions,
+) -> Result<(), PublishError> {
     match o.declare {
         QueueDeclare::None => Ok(()),
         QueueDeclare::Passive => check_queue(ch, queue).await,
         QueueDeclare::Declare => declare_as_worker(ch, queue, o).await,
+        QueueDeclare::Auto => match passive(ch, queue).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_soft(&e, AMQPSoftError::NOTFOUND) => {
+                // The 404 closed the channel.
+                *ch = super::open_channel(conn).await.map_err(|e| {
+                    PublishError::Unavailable(format!("AMQP: reopening a channel: {e}"))
+                })?;
+                declare_as_worker(ch, queue, o).await?;
+                info!(queue, arguments = %o.describe(), "queue was missing; declared it as a worker would");
+                Ok(())
+            }
+            Err(e) => Err(PublishError::Unavailable(format!(
+                "checking queue `{queue}`: {e}"
+            ))),
+        },
     }
 }
 
-/// `queue_declare=passive`: checks that `queue` exists.
-async fn check_queue(ch: &Channel, queue: &str) -> Result<(), PublishError> {
+/// `queue.declare(passive)`: succeeds if `queue` exists, whatever its
+/// arguments.
+async fn passive(ch: &Channel, queue: &str) -> lapin::Result<()> {
     ch.queue_declare(
         queue.into(),
         QueueDeclareOptions {
@@ -86,11 +113,15 @@ async fn check_queue(ch: &Channel, queue: &str) -> Result<(), PublishError> {
     )
     .await
     .map(|_| ())
-    .map_err(|e| {
+}
+
+/// `queue_declare=passive`: checks that `queue` exists.
+async fn check_queue(ch: &Channel, queue: &str) -> Result<(), PublishError> {
+    passive(ch, queue).await.map_err(|e| {
         PublishError::Unavailable(if is_soft(&e, AMQPSoftError::NOTFOUND) {
             format!(
                 "queue `{queue}` does not exist (queue_declare=passive only checks): \
-                 start a worker that consumes it, or use queue_declare=declare; RabbitMQ said: {e}"
+                 start a worker that consumes it, or use queue_declare=auto; RabbitMQ said: {e}"
             )
         } else {
             format!("checking queue `{queue}`: {e}")
@@ -98,8 +129,9 @@ async fn check_queue(ch: &Channel, queue: &str) -> Result<(), PublishError> {
     })
 }
 
-/// `queue_declare=declare`: exchange `<q>` direct durable, queue `<q>`
-/// durable with the configured arguments, bound with key `<q>`.
+/// `queue_declare=declare` (and `auto` for a missing queue): exchange
+/// `<q>` direct durable, queue `<q>` durable with the configured
+/// arguments, bound with key `<q>`.
 async fn declare_as_worker(ch: &Channel, queue: &str, o: &AmqpOptions) -> Result<(), PublishError> {
     let durable = QueueDeclareOptions {
         durable: true,
@@ -133,7 +165,8 @@ async fn declare_as_worker(ch: &Channel, queue: &str, o: &AmqpOptions) -> Result
                 "RabbitMQ refused to declare queue `{queue}` as {} because it exists with \
                  different settings ({e}). Match the workers' settings with the broker URL \
                  query (`x-max-priority=N` for task_queue_max_priority=N, \
-                 `x-queue-type=quorum` for quorum queues) or use `queue_declare=passive`",
+                 `x-queue-type=quorum` for quorum queues), or use an existing queue as it is \
+                 with `queue_declare=auto` (the default) or `queue_declare=passive`",
                 o.describe()
             )
         } else {

@@ -11,19 +11,23 @@
 //!
 //! Celery declares the destination queue before publishing, and RabbitMQ
 //! closes the channel (406 PRECONDITION_FAILED) when a declaration differs
-//! from the queue's. The mode is chosen with the URL query or environment
-//! (the query wins):
+//! from the queue's. So by default an existing queue is used as the
+//! workers made it (a passive check), and only a missing one is declared,
+//! with the arguments below (logged at info). The mode is chosen with the
+//! URL query or environment (the query wins):
 //!
 //! | query | environment | meaning |
 //! |---|---|---|
-//! | `queue_declare=declare` (default) | `METRONOME_AMQP_QUEUE_DECLARE` | declare as a Celery worker does: exchange `<q>` direct durable, queue `<q>` durable with the arguments below, bound with key `<q>` |
+//! | `queue_declare=auto` (default) | `METRONOME_AMQP_QUEUE_DECLARE` | check passively; declare as `declare` does only when the queue is missing |
+//! | `queue_declare=declare` | | declare as a Celery worker does: exchange `<q>` direct durable, queue `<q>` durable with the arguments below, bound with key `<q>` (406 if the queue differs) |
 //! | `queue_declare=passive` | | only check that the queue exists (never conflicts) |
 //! | `queue_declare=none` | | declare nothing; unroutable messages come back as errors |
 //! | `x-max-priority=N` | `METRONOME_AMQP_MAX_PRIORITY` | as workers with `task_queue_max_priority=N` |
 //! | `x-queue-type=quorum` | `METRONOME_AMQP_QUEUE_TYPE` | as workers with `task_default_queue_type="quorum"` |
 //!
-//! The default matches a default Celery worker (queue durable, no
-//! arguments). A 406 is reported naming the mismatch and these options.
+//! A missing queue is declared as a default Celery worker would (durable,
+//! no arguments) unless the arguments are set. A 406 is reported naming
+//! the mismatch and these options.
 //!
 //! # URL
 //!
@@ -208,7 +212,11 @@ impl AmqpBroker {
                     continue;
                 }
                 let link = self.link().await?;
-                if let Err(e) = link.declared.ensure(&link.channel, target, &opts).await {
+                let r = link
+                    .declared
+                    .ensure(&link.conn, &mut link.channel, target, &opts)
+                    .await;
+                if let Err(e) = r {
                     warn!(broker = %self.masked, error = %e, "AMQP declaration failed");
                     refused.insert(name.to_string(), e);
                 }

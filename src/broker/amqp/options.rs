@@ -4,14 +4,19 @@
 //!
 //! Owns the option names and their parsing ([`OptionError`]).
 //!
-//! Invariant: the defaults declare queues as a default Celery worker does
-//! (durable, no arguments).
+//! Invariant: by default an existing queue is used as its workers made it;
+//! a missing one is declared as a default Celery worker does (durable, no
+//! arguments) unless options say otherwise.
 
 use lapin::types::{AMQPValue, FieldTable};
 
 /// How metronome declares queues before publishing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueDeclare {
+    /// The default: an existing queue is used as it is (checked
+    /// passively); a missing one is declared as [`QueueDeclare::Declare`]
+    /// does.
+    Auto,
     /// As a Celery worker: exchange, queue and binding, same arguments.
     Declare,
     /// `queue.declare(passive)`: fails if the queue is missing, never
@@ -32,7 +37,7 @@ pub struct AmqpOptions {
 /// A bad option name or value (from the URL query or the environment).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
-    #[error("queue_declare must be declare, passive or none, not `{0}`")]
+    #[error("queue_declare must be auto, declare, passive or none, not `{0}`")]
     QueueDeclare(String),
     #[error("x-max-priority must be 0..255, not `{0}`")]
     MaxPriority(String),
@@ -43,7 +48,7 @@ pub enum OptionError {
 impl Default for AmqpOptions {
     fn default() -> Self {
         AmqpOptions {
-            declare: QueueDeclare::Declare,
+            declare: QueueDeclare::Auto,
             max_priority: None,
             queue_type: None,
         }
@@ -81,6 +86,7 @@ impl AmqpOptions {
         match key {
             "queue_declare" => {
                 self.declare = match value {
+                    "auto" => QueueDeclare::Auto,
                     "declare" => QueueDeclare::Declare,
                     "passive" => QueueDeclare::Passive,
                     "none" => QueueDeclare::None,
@@ -112,7 +118,7 @@ mod tests {
         let e = |r: Result<(), OptionError>| r.unwrap_err().to_string();
         assert_eq!(
             e(o.set("queue_declare", "maybe")),
-            "queue_declare must be declare, passive or none, not `maybe`"
+            "queue_declare must be auto, declare, passive or none, not `maybe`"
         );
         assert_eq!(
             e(o.set("x-max-priority", "300")),

@@ -250,7 +250,7 @@ mod tests {
             ),
             (
                 "amqp://h/?queue_declare=maybe",
-                "queue_declare must be declare, passive or none, not `maybe`",
+                "queue_declare must be auto, declare, passive or none, not `maybe`",
             ),
             ("amqp://h/?bogus=1", "unknown option `bogus`"),
         ];
