@@ -98,7 +98,9 @@ async fn quorum_queue_used_as_it_is_and_missing_queue_declared() {
     assert_eq!(quorum.publish(&[msg_to("qq")]).await, vec![Ok(())]);
     assert_eq!(vh.queue_arguments("qq").unwrap()["x-queue-type"], "quorum");
     let mut plain = metronome::broker::connect(&vh.url(""), None).await.unwrap();
-    let r = plain.publish(&[msg_to("qq"), msg_to("fresh"), msg_to("qq")]).await;
+    let r = plain
+        .publish(&[msg_to("qq"), msg_to("fresh"), msg_to("qq")])
+        .await;
     assert_eq!(r, vec![Ok(()), Ok(()), Ok(())]);
     // Queue statistics lag behind the confirms; wait for them.
     let start = std::time::Instant::now();

@@ -13,10 +13,10 @@
 
 use std::collections::HashSet;
 
-use lapin::{Channel, Connection};
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
 use tracing::info;
 
 use super::options::{AmqpOptions, QueueDeclare};
