@@ -47,27 +47,11 @@ impl Vhost {
         }
     }
 
-    /// Messages waiting in `queue` (0 if it does not exist).
-    pub fn queue_depth(&self, queue: &str) -> usize {
+    /// Column `column` of `queue` as `rabbitmqctl list_queues` shows it
+    /// (`None` while the queue does not exist).
+    fn queue_column(&self, queue: &str, column: &str) -> Option<serde_json::Value> {
         let out = Command::new("rabbitmqctl")
-            .args(["list_queues", "-p", &self.name, "name", "messages"])
-            .args(["--formatter", "json"])
-            .output()
-            .expect("rabbitmqctl runs");
-        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        rows.as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["name"] == queue)
-            .and_then(|r| r["messages"].as_u64())
-            .unwrap_or(0) as usize
-    }
-
-    /// The arguments `queue` was declared with, as a JSON object of name →
-    /// value (`None` while the queue does not exist).
-    pub fn queue_arguments(&self, queue: &str) -> Option<serde_json::Value> {
-        let out = Command::new("rabbitmqctl")
-            .args(["list_queues", "-p", &self.name, "name", "arguments"])
+            .args(["list_queues", "-p", &self.name, "name", column])
             .args(["--formatter", "json"])
             .output()
             .expect("rabbitmqctl runs");
@@ -75,15 +59,28 @@ impl Vhost {
         rows.as_array()?
             .iter()
             .find(|r| r["name"] == queue)
-            .map(|r| {
-                // rabbitmqctl lists them as [name, type, value] triples.
-                let pairs = r["arguments"].as_array().cloned().unwrap_or_default();
-                pairs
-                    .iter()
-                    .filter_map(|t| Some((t[0].as_str()?.to_string(), t[2].clone())))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into()
-            })
+            .map(|r| r[column].clone())
+    }
+
+    /// Messages waiting in `queue` (0 if it does not exist).
+    pub fn queue_depth(&self, queue: &str) -> usize {
+        self.queue_column(queue, "messages")
+            .and_then(|m| m.as_u64())
+            .unwrap_or(0) as usize
+    }
+
+    /// The arguments `queue` was declared with, as a JSON object of name →
+    /// value (`None` while the queue does not exist).
+    pub fn queue_arguments(&self, queue: &str) -> Option<serde_json::Value> {
+        self.queue_column(queue, "arguments").map(|a| {
+            // rabbitmqctl lists them as [name, type, value] triples.
+            let pairs = a.as_array().cloned().unwrap_or_default();
+            pairs
+                .iter()
+                .filter_map(|t| Some((t[0].as_str()?.to_string(), t[2].clone())))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        })
     }
 
     /// Waits until `queue` exists; returns its arguments.
