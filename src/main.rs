@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use jiff::Timestamp;
 
 mod app;
@@ -25,6 +25,18 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
+    /// Log level, as Celery spells it: debug, info, warning, error or
+    /// critical (any case). Dependencies (sqlx, lapin, hyper, …) log at
+    /// warning at most. Without it, METRONOME_LOG takes a tracing filter
+    /// (e.g. `info,metronome::http=debug,sqlx=info`); the default is info.
+    #[arg(
+        short = 'l',
+        long,
+        global = true,
+        env = "METRONOME_LOGLEVEL",
+        ignore_case = true
+    )]
+    loglevel: Option<LogLevel>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,17 +47,36 @@ enum LogFormat {
     Json,
 }
 
+/// `-l/--loglevel`: Celery's level names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogLevel {
+    Debug,
+    Info,
+    #[value(alias = "warn")]
+    Warning,
+    Error,
+    #[value(alias = "fatal")]
+    Critical,
+}
+
+impl LogLevel {
+    /// The tracing level it is (tracing has nothing above error).
+    fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warn",
+            LogLevel::Error | LogLevel::Critical => "error",
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the scheduler: load schedules, dispatch runs to the broker.
     Run(RunArgs),
     /// Validate schedule files; exit 1 with FILE:LINE:COL messages on errors.
-    Check {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        #[command(flatten)]
-        zone: ZoneArg,
-    },
+    Check(CheckArgs),
     /// List upcoming runs, merged across entries in time order.
     Next(NextArgs),
     /// Create or upgrade the schedule tables in a database.
@@ -57,6 +88,20 @@ enum Command {
     /// Probe a running instance over loopback: exit 0 if `/healthz` (or
     /// `/readyz` with --ready) answers 200, else 1. For container health checks.
     Healthcheck(HealthArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Schedule files, or directories (their *.yaml and *.yml files, sorted).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The broker the schedules will run on (falls back to CELERY_BROKER_URL):
+    /// on redis:// `check` warns about priorities, whose order there is the
+    /// reverse of RabbitMQ's.
+    #[arg(long, env = "METRONOME_BROKER_URL", hide_env_values = true)]
+    broker: Option<String>,
+    #[command(flatten)]
+    zone: ZoneArg,
 }
 
 #[derive(clap::Args)]
@@ -85,7 +130,9 @@ struct ZoneArg {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Schedule file (repeatable; optional with --database).
+    /// Schedule file or directory (its *.yaml and *.yml files, in name
+    /// order); repeatable, and METRONOME_SCHEDULE takes a comma-separated
+    /// list. Optional with --database.
     #[arg(
         long = "schedule",
         env = "METRONOME_SCHEDULE",
@@ -96,7 +143,7 @@ struct RunArgs {
     /// Schedule database: postgres://… or sqlite://PATH. Holds schedules
     /// (writable through the API) and the run state of every entry; its
     /// tables are created or upgraded on start.
-    #[arg(long, env = "METRONOME_DATABASE_URL")]
+    #[arg(long, env = "METRONOME_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
     /// HTTP API address (default 127.0.0.1:8080; `off` to disable). If the
     /// default address is taken the service runs without the API.
@@ -106,13 +153,18 @@ struct RunArgs {
     #[arg(long, env = "METRONOME_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
     /// Broker URL: redis://, rediss://, amqp://, amqps:// or stdout:// (falls back to CELERY_BROKER_URL).
-    #[arg(long, env = "METRONOME_BROKER_URL")]
+    #[arg(long, env = "METRONOME_BROKER_URL", hide_env_values = true)]
     broker: Option<String>,
     /// Lease store for running several instances (one dispatches, the others
     /// stand by): redis://, rediss:// or sentinel://h:p[;sentinel://h:p]/db?master_name=M.
     /// Run state is then kept there too. Without --lock or --no-lock the
     /// service runs standalone and says so.
-    #[arg(long, env = "METRONOME_LOCK_URL", conflicts_with = "no_lock")]
+    #[arg(
+        long,
+        env = "METRONOME_LOCK_URL",
+        conflicts_with = "no_lock",
+        hide_env_values = true
+    )]
     lock: Option<String>,
     /// Run without a lease, keeping run state in --state-file (or the database).
     #[arg(long, env = "METRONOME_NO_LOCK")]
@@ -134,13 +186,19 @@ struct RunArgs {
     /// per-entry counters); the rest are counted as entry="_other".
     #[arg(long, env = "METRONOME_METRICS_ENTRY_LIMIT", default_value_t = metronome::metrics::DEFAULT_ENTRY_LIMIT)]
     metrics_entry_limit: usize,
-    /// Local run-state file for standalone mode (unused with --database).
+    /// Local run-state file for standalone mode (unused with --database);
+    /// its journal and lock file are kept beside it. The directory is
+    /// created if missing.
     #[arg(
         long,
         env = "METRONOME_STATE_FILE",
-        default_value = "metronome-state.json"
+        default_value = ".metronome/state.json"
     )]
     state_file: PathBuf,
+    /// Write the process id here, as celery beat's --pidfile; refuses to
+    /// start while the file names a live process; removed on exit.
+    #[arg(long, env = "METRONOME_PIDFILE")]
+    pidfile: Option<PathBuf>,
     #[command(flatten)]
     zone: ZoneArg,
 }
@@ -175,10 +233,18 @@ fn parse_std_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let logs = app::init_logging(cli.log_format);
+    // Before clap reads the environment: `*_FILE` secrets become their
+    // variables.
+    if let Err(e) = app::config::read_secret_files() {
+        eprintln!("metronome: {e:#}");
+        return ExitCode::from(2);
+    }
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let logs = app::init_logging(cli.log_format, cli.loglevel);
+    app::config::warn_secret_flags(&matches);
     let result = match cli.command {
-        Command::Check { files, zone } => app::check(&files, &zone),
+        Command::Check(args) => app::check(&args),
         Command::Next(args) => app::next(&args),
         Command::Run(args) => app::run(args),
         Command::Migrate { database } => app::migrate(&database),

@@ -12,23 +12,52 @@ use std::thread::JoinHandle;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::LogFormat;
+use crate::{LogFormat, LogLevel};
 
 /// Logs go to stderr through [`LogSink`]: a burst's thousands of
 /// `dispatched` lines cost the run loop a buffer append each, not a write
 /// system call. Dropping the returned guard writes out what is buffered.
-pub fn init_logging(format: LogFormat) -> LogGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("METRONOME_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+///
+/// The filter: `--loglevel` if given, else `METRONOME_LOG` (a tracing
+/// filter), else `info`; see [`filter_for`]. Colours only on a terminal
+/// (and never with `NO_COLOR` set).
+pub fn init_logging(format: LogFormat, level: Option<LogLevel>) -> LogGuard {
+    let env = std::env::var("METRONOME_LOG").ok();
+    let filter = tracing_subscriber::EnvFilter::try_new(filter_for(level, env.as_deref()))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_for(None, None)));
     let (sink, guard) = LogSink::start(Box::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours())
         .with_writer(sink);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     guard
+}
+
+/// ANSI colours: only when stderr is a terminal and `NO_COLOR` is unset.
+fn colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The tracing filter: `level` (from `-l/--loglevel`) for metronome's own
+/// lines with every dependency (sqlx, lapin, hyper, tower_http, …) at
+/// `warn` at most; else `env` (`METRONOME_LOG`, a full tracing filter, as
+/// given) when set; else `info` the same way.
+pub fn filter_for(level: Option<LogLevel>, env: Option<&str>) -> String {
+    let level = match (level, env.filter(|e| !e.trim().is_empty())) {
+        (Some(l), _) => l,
+        (None, Some(env)) => return env.to_string(),
+        (None, None) => LogLevel::Info,
+    };
+    let own = level.directive();
+    match level {
+        LogLevel::Error | LogLevel::Critical => own.to_string(),
+        _ => format!("warn,metronome={own}"),
+    }
 }
 
 /// Buffered bytes beyond which a logger waits for the writer thread.
@@ -175,6 +204,28 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    /// `-l` wins over METRONOME_LOG and keeps dependencies at warn;
+    /// METRONOME_LOG is used as given; the default is info with
+    /// dependencies at warn.
+    #[test]
+    fn the_filter_follows_loglevel_then_the_environment() {
+        assert_eq!(filter_for(None, None), "warn,metronome=info");
+        assert_eq!(filter_for(None, Some("  ")), "warn,metronome=info");
+        assert_eq!(filter_for(None, Some("debug,sqlx=info")), "debug,sqlx=info");
+        assert_eq!(
+            filter_for(Some(LogLevel::Debug), Some("trace")),
+            "warn,metronome=debug"
+        );
+        assert_eq!(
+            filter_for(Some(LogLevel::Warning), None),
+            "warn,metronome=warn"
+        );
+        assert_eq!(filter_for(Some(LogLevel::Critical), None), "error");
+        for l in [LogLevel::Debug, LogLevel::Info, LogLevel::Error] {
+            assert!(tracing_subscriber::EnvFilter::try_new(filter_for(Some(l), None)).is_ok());
         }
     }
 

@@ -8,12 +8,18 @@
 //! - [`logging`]: the log writer on stderr and [`init_logging`].
 //! - [`run`](mod@run): `metronome run`, with each backend built in
 //!   `backends`.
-//! - `schedules`: `metronome check` and `metronome next`.
+//! - `schedules`: `metronome check` and `metronome next`; `announce`:
+//!   the next runs `run` logs at start.
 //! - `ops`: `metronome healthcheck` and `metronome migrate`.
+//! - [`config`]: `*_FILE` secrets and the warning for secrets given as
+//!   flags; `pidfile`: `--pidfile`.
 
+mod announce;
 mod backends;
+pub mod config;
 pub mod logging;
 mod ops;
+mod pidfile;
 pub mod run;
 mod schedules;
 

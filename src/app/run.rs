@@ -28,6 +28,8 @@ use crate::RunArgs;
 /// What is settled before the runtime starts.
 struct Prepared {
     broker_url: String,
+    /// The schedule files, directories expanded.
+    schedules: Vec<PathBuf>,
     zone: DefaultZone,
     /// The entries of the schedule files (the scheduler and the file
     /// watcher share each entry).
@@ -41,6 +43,12 @@ struct Prepared {
 /// `metronome run`: returns once the service loop has stopped (a signal,
 /// or an error).
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    // Removed when `run` returns, after the service has stopped.
+    let _pidfile = a
+        .pidfile
+        .as_deref()
+        .map(super::pidfile::PidFile::create)
+        .transpose()?;
     let p = prepare(&a)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -56,12 +64,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
 fn prepare(a: &RunArgs) -> anyhow::Result<Prepared> {
     let broker_url = broker_url(a)?;
     let zone = default_zone(&a.zone)?;
-    let entries = load_schedules(&a.schedules, &zone)?;
+    let schedules = yaml::expand_paths(&a.schedules).map_err(|errs| {
+        eprintln!("{errs}");
+        anyhow::anyhow!("refusing to start: a schedule path cannot be used")
+    })?;
+    let entries = load_schedules(&schedules, &zone)?;
     let lease = backends::open_lease(a)?;
     let files = Arc::new(entries.iter().cloned().collect());
     let file_state = backends::open_state_file(a, lease.is_some())?;
     Ok(Prepared {
         broker_url,
+        schedules,
         zone,
         entries,
         files,
@@ -108,6 +121,7 @@ fn set_process_limits(a: &RunArgs, standalone: bool) {
 async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
     let Prepared {
         broker_url,
+        schedules,
         zone,
         mut entries,
         files,
@@ -136,7 +150,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let reload = reload_status(&a.schedules);
+    let reload = reload_status(&schedules);
     // Kept to the end: the syncer runs while a client of it is alive.
     let api = ApiParts {
         handle: handle.clone(),
@@ -155,7 +169,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
     }
     if let Some(status) = reload {
         tokio::spawn(metronome::source::watch::run(
-            a.schedules.clone(),
+            schedules,
             zone,
             yaml_entries,
             handle.clone(),
@@ -164,6 +178,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
             rx.clone(),
         ));
     }
+    tokio::spawn(super::announce::next_runs(handle.clone()));
     let parts = metronome::service::Parts {
         entries,
         store,

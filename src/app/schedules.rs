@@ -3,7 +3,6 @@
 //! and the default zone (`--timezone`) that `run` shares with them.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -14,7 +13,7 @@ use metronome::entry::Entry;
 use metronome::ports::clock::{Clock, SystemClock};
 use metronome::source::yaml::{self, DefaultZone};
 
-use crate::{NextArgs, ZoneArg};
+use crate::{CheckArgs, NextArgs, ZoneArg};
 
 /// `--timezone`, else `CELERY_TIMEZONE`: the zone of files that set none.
 pub fn default_zone(z: &ZoneArg) -> anyhow::Result<DefaultZone> {
@@ -34,10 +33,14 @@ pub fn default_zone(z: &ZoneArg) -> anyhow::Result<DefaultZone> {
     }
 }
 
-/// `metronome check`: a count of schedules by kind, or every error.
-pub fn check(files: &[PathBuf], zone: &ZoneArg) -> anyhow::Result<ExitCode> {
-    match yaml::load_files(files, &default_zone(zone)?) {
-        Ok(entries) => {
+/// `metronome check`: a count of schedules by kind, or every error; then
+/// the warnings (see [`yaml::warnings`]).
+pub fn check(a: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let zone = default_zone(&a.zone)?;
+    let loaded = yaml::expand_paths(&a.files)
+        .and_then(|files| Ok((yaml::load_files_with_routes(&files, &zone)?, files)));
+    match loaded {
+        Ok(((entries, routes), files)) => {
             let mut kinds = std::collections::BTreeMap::new();
             for e in &entries {
                 *kinds.entry(e.schedule.kind()).or_insert(0) += 1;
@@ -46,34 +49,68 @@ pub fn check(files: &[PathBuf], zone: &ZoneArg) -> anyhow::Result<ExitCode> {
             println!(
                 "ok: {} schedule{} in {} file{} ({})",
                 entries.len(),
-                if entries.len() == 1 { "" } else { "s" },
+                plural(entries.len()),
                 files.len(),
-                if files.len() == 1 { "" } else { "s" },
+                plural(files.len()),
                 detail.join(", ")
             );
+            let mut warnings = yaml::warnings::foreign_routes(&entries, &routes);
+            if check_broker(a).is_some_and(|b| yaml::warnings::is_redis(&b)) {
+                warnings.extend(yaml::warnings::redis_priorities(&entries));
+            }
+            print_warnings(&warnings);
             Ok(ExitCode::SUCCESS)
         }
         Err(errs) => {
             eprintln!("{errs}");
-            eprintln!(
-                "{} error{} found",
-                errs.0.len(),
-                if errs.0.len() == 1 { "" } else { "s" }
-            );
+            eprintln!("{} error{} found", errs.0.len(), plural(errs.0.len()));
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `--broker`, else `CELERY_BROKER_URL`.
+fn check_broker(a: &CheckArgs) -> Option<String> {
+    a.broker
+        .clone()
+        .or_else(|| std::env::var("CELERY_BROKER_URL").ok())
+        .filter(|s| !s.is_empty())
+}
+
+/// The first [`yaml::warnings::SHOWN`] warnings on stderr, then a count.
+fn print_warnings(warnings: &[yaml::LoadError]) {
+    for w in warnings.iter().take(yaml::warnings::SHOWN) {
+        eprintln!(
+            "{}:{}:{}: warning: {}",
+            w.file,
+            w.pos.line.max(1),
+            w.pos.col.max(1),
+            w.message
+        );
+    }
+    if warnings.len() > yaml::warnings::SHOWN {
+        eprintln!("... and {} more", warnings.len() - yaml::warnings::SHOWN);
+    }
+    if !warnings.is_empty() {
+        eprintln!("{} warning{}", warnings.len(), plural(warnings.len()));
+    }
+}
+
 /// `metronome next`: upcoming runs in time order, as a table or JSON lines.
 pub fn next(a: &NextArgs) -> anyhow::Result<ExitCode> {
-    let entries = match yaml::load_files(&a.files, &default_zone(&a.zone)?) {
-        Ok(e) => e,
-        Err(errs) => {
-            eprintln!("{errs}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    let zone = default_zone(&a.zone)?;
+    let entries =
+        match yaml::expand_paths(&a.files).and_then(|files| yaml::load_files(&files, &zone)) {
+            Ok(e) => e,
+            Err(errs) => {
+                eprintln!("{errs}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
     let from = a.from.unwrap_or_else(|| SystemClock.now());
     let selected = select(&entries, a.name.as_deref())?;
     // Without run state, an interval is anchored at `--from`.

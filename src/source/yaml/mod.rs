@@ -1,4 +1,4 @@
-//! Schedule files in YAML (see `shared/spec/schedule-file.md`).
+//! Schedule files in YAML (see `docs/schedule-file.md`).
 //!
 //! Loading reads every file whole, reports every problem found (not just the
 //! first) as `FILE:LINE:COL: message`, and accepts nothing from a set of
@@ -10,6 +10,11 @@ use std::path::Path;
 
 use crate::entry::{self, Checker, Context, Entry, FieldError, Options};
 use crate::syntax::{self, Node, Pos, Value};
+
+pub mod paths;
+pub mod warnings;
+
+pub use paths::expand_paths;
 
 /// One problem in a schedule file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +61,18 @@ pub type DefaultZone = Option<(String, jiff::tz::TimeZone)>;
 
 /// Parses one file's text. `file` is the label used in errors and origins.
 pub fn load_str(file: &str, text: &str, zone: &DefaultZone) -> Result<Vec<Entry>, LoadErrors> {
+    load_text(file, text, zone).map(|(entries, _)| entries)
+}
+
+/// One file's `routes` globs and where each is written.
+pub type RouteGlobs = Vec<(String, Pos)>;
+
+/// [`load_str`], with the file's route globs.
+fn load_text(
+    file: &str,
+    text: &str,
+    zone: &DefaultZone,
+) -> Result<(Vec<Entry>, RouteGlobs), LoadErrors> {
     let to_load = |e: FieldError| LoadError {
         file: file.to_string(),
         pos: e.pos,
@@ -83,9 +100,9 @@ pub fn load_str(file: &str, text: &str, zone: &DefaultZone) -> Result<Vec<Entry>
         }
     };
     let mut errors = Vec::new();
-    let entries = load_root(file, &root, zone, &mut errors);
+    let loaded = load_root(file, &root, zone, &mut errors);
     if errors.is_empty() {
-        Ok(entries)
+        Ok(loaded)
     } else {
         Err(LoadErrors(errors.into_iter().map(to_load).collect()))
     }
@@ -96,7 +113,7 @@ fn load_root(
     root: &Node,
     zone: &DefaultZone,
     errors: &mut Vec<FieldError>,
-) -> Vec<Entry> {
+) -> (Vec<Entry>, RouteGlobs) {
     let mut c = Checker { errors };
     if !matches!(root.value, Value::Map(_)) {
         c.err(
@@ -107,18 +124,24 @@ fn load_root(
                 root.type_name()
             ),
         );
-        return Vec::new();
+        return Default::default();
     }
     c.known_keys(root, "", FILE_KEYS);
-    let ctx = file_context(&mut c, file, root, zone);
+    let (ctx, globs) = file_context(&mut c, file, root, zone);
     let Some(pairs) = schedule_pairs(&mut c, root) else {
-        return Vec::new();
+        return (Vec::new(), globs);
     };
-    validate_all(pairs, &ctx, c.errors)
+    (validate_all(pairs, &ctx, c.errors), globs)
 }
 
-/// What the file says for all its entries: `timezone`, `defaults` and `routes`.
-fn file_context(c: &mut Checker<'_>, file: &str, root: &Node, zone: &DefaultZone) -> Context {
+/// What the file says for all its entries: `timezone`, `defaults` and
+/// `routes` (with where each route's glob is written).
+fn file_context(
+    c: &mut Checker<'_>,
+    file: &str,
+    root: &Node,
+    zone: &DefaultZone,
+) -> (Context, RouteGlobs) {
     let mut ctx = Context {
         source: file.into(),
         timezone: zone.clone(),
@@ -130,15 +153,16 @@ fn file_context(c: &mut Checker<'_>, file: &str, root: &Node, zone: &DefaultZone
     if let Some(n) = root.get("defaults") {
         ctx.defaults = c.options(n, "defaults");
     }
+    let mut globs = Vec::new();
     if let Some(n) = root.get("routes") {
-        routes(c, n, &mut ctx.routes);
+        routes(c, n, &mut ctx.routes, &mut globs);
     }
-    ctx
+    (ctx, globs)
 }
 
 /// Adds the `routes` mapping's (glob, options) pairs to `out`; a route given as a string
 /// names the queue.
-fn routes(c: &mut Checker<'_>, n: &Node, out: &mut Vec<(String, Options)>) {
+fn routes(c: &mut Checker<'_>, n: &Node, out: &mut Vec<(String, Options)>, globs: &mut RouteGlobs) {
     match &n.value {
         Value::Map(pairs) => {
             for (k, v) in pairs {
@@ -153,6 +177,7 @@ fn routes(c: &mut Checker<'_>, n: &Node, out: &mut Vec<(String, Options)>) {
                     },
                     _ => c.options(v, &path),
                 };
+                globs.push((glob.clone(), k.pos));
                 out.push((glob, opts));
             }
         }
@@ -253,14 +278,30 @@ pub fn load_files<P: AsRef<Path>>(
     paths: &[P],
     zone: &DefaultZone,
 ) -> Result<Vec<Entry>, LoadErrors> {
+    load_files_with_routes(paths, zone).map(|(entries, _)| entries)
+}
+
+/// [`load_files`], with each file's route globs (label, globs), for the
+/// warnings of `check` ([`warnings`]).
+pub fn load_files_with_routes<P: AsRef<Path>>(
+    paths: &[P],
+    zone: &DefaultZone,
+) -> Result<(Vec<Entry>, Vec<(String, RouteGlobs)>), LoadErrors> {
     let mut errors = Vec::new();
     let mut all = Vec::new();
+    let mut routes = Vec::new();
     for p in paths {
         let label = p.as_ref().display().to_string();
         match std::fs::read_to_string(p) {
-            Ok(text) => match load_str(&label, &text, zone) {
-                Ok(entries) if all.is_empty() => all = entries,
-                Ok(entries) => all.extend(entries),
+            Ok(text) => match load_text(&label, &text, zone) {
+                Ok((entries, globs)) => {
+                    if all.is_empty() {
+                        all = entries;
+                    } else {
+                        all.extend(entries);
+                    }
+                    routes.push((label, globs));
+                }
                 Err(LoadErrors(e)) => errors.extend(e),
             },
             Err(e) => errors.push(LoadError {
@@ -274,7 +315,7 @@ pub fn load_files<P: AsRef<Path>>(
     // The parse trees are gone; hand their memory back to the system.
     trim_heap();
     if errors.is_empty() {
-        Ok(all)
+        Ok((all, routes))
     } else {
         Err(LoadErrors(errors))
     }
