@@ -67,6 +67,9 @@ pub fn load_str(file: &str, text: &str, zone: &DefaultZone) -> Result<Vec<Entry>
 /// One file's `routes` globs and where each is written.
 pub type RouteGlobs = Vec<(String, Pos)>;
 
+/// Loaded files: the entries, and each file's label with its route globs.
+pub type Loaded = (Vec<Entry>, Vec<(String, RouteGlobs)>);
+
 /// [`load_str`], with the file's route globs.
 fn load_text(
     file: &str,
@@ -286,7 +289,7 @@ pub fn load_files<P: AsRef<Path>>(
 pub fn load_files_with_routes<P: AsRef<Path>>(
     paths: &[P],
     zone: &DefaultZone,
-) -> Result<(Vec<Entry>, Vec<(String, RouteGlobs)>), LoadErrors> {
+) -> Result<Loaded, LoadErrors> {
     let mut errors = Vec::new();
     let mut all = Vec::new();
     let mut routes = Vec::new();

@@ -86,7 +86,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["D.YAML", "a.yaml", "b.yml", "a.yaml"]);
         let empty = dir.join("sub.yaml");
-        let err = expand_paths(&[empty.clone()]).unwrap_err();
+        let err = expand_paths(std::slice::from_ref(&empty)).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(

@@ -114,11 +114,19 @@ mod tests {
             .iter()
             .map(|w| w.to_string())
             .collect();
-        assert_eq!(w.len(), 1, "{w:?}");
+        // `mine` and `own` match routes of their own files: no warning.
+        assert_eq!(w.len(), 2, "{w:?}");
         assert!(
             w[0].starts_with("b.yaml:2:3: schedules.other: task `app.email.y` matches route `app.email.*` of a.yaml:2:3, which does not apply here"),
             "{}",
             w[0]
+        );
+        assert!(
+            w[1].starts_with(
+                "b.yaml:3:3: schedules.plain: task `app.z` matches route `app.*` of c.yaml:2:3"
+            ),
+            "{}",
+            w[1]
         );
     }
 
