@@ -360,26 +360,33 @@ fn run_refuses_a_lease_timing_that_cannot_hold() {
     );
 }
 
+/// `GLOBAL... run --no-lock --http HTTP --state-file STATE`; `--broker stdout://` unless `broker` is false (the test gives
+/// it otherwise).
+fn standalone(
+    global: &[&str],
+    http: &str,
+    state: &std::path::Path,
+    broker: bool,
+) -> std::process::Command {
+    let mut cmd = bin();
+    cmd.args(global)
+        .args(["run", "--no-lock", "--http", http, "--state-file"])
+        .arg(state);
+    if broker {
+        cmd.args(["--broker", "stdout://"]);
+    }
+    cmd
+}
+
 /// `run --no-lock --broker stdout://` on an `every: 1s` entry in a
 /// directory of its own, with `global` flags before `run`, extra `args`
 /// after it and `env`; stopped once the first message is out.
 fn run_until_first_message(global: &[&str], args: &[&str], env: &[(&str, &str)]) -> Metronome {
     let dir = tempfile::tempdir().unwrap();
     let s = write(&dir, "s.yaml", "schedules:\n  tick: {task: t, every: 1s}\n");
-    let mut cmd = bin();
-    cmd.args(global)
-        .arg("run")
-        .arg("--schedule")
+    let mut cmd = standalone(global, "127.0.0.1:0", &dir.path().join("state.json"), true);
+    cmd.arg("--schedule")
         .arg(&s)
-        .args([
-            "--broker",
-            "stdout://",
-            "--no-lock",
-            "--http",
-            "127.0.0.1:0",
-            "--state-file",
-        ])
-        .arg(dir.path().join("state.json"))
         .args(args)
         .envs(env.iter().copied());
     let mut m = Metronome::spawn(cmd).keeping(dir);
@@ -478,21 +485,8 @@ fn pidfile_is_written_refuses_a_second_start_and_is_removed_at_exit() {
     let pidfile = dir.path().join("beat.pid");
     let s = write(&dir, "s.yaml", "schedules:\n  a: {task: t, every: 1h}\n");
     let start = |state: &str| {
-        let mut cmd = bin();
-        cmd.arg("run")
-            .arg("--schedule")
-            .arg(&s)
-            .args([
-                "--broker",
-                "stdout://",
-                "--no-lock",
-                "--http",
-                "off",
-                "--state-file",
-            ])
-            .arg(dir.path().join(state))
-            .arg("--pidfile")
-            .arg(&pidfile);
+        let mut cmd = standalone(&[], "off", &dir.path().join(state), true);
+        cmd.arg("--schedule").arg(&s).arg("--pidfile").arg(&pidfile);
         cmd
     };
     let mut first = Metronome::spawn(start("one.json"));
@@ -530,21 +524,16 @@ async fn secrets_come_from_files_and_flags_with_secrets_are_warned_about() {
     let token = write(&dir, "token", "s3cret-token\n");
     let broker = write(&dir, "broker", "stdout://\r\n");
     let s = write(&dir, "s.yaml", "schedules:\n  a: {task: t, every: 1h}\n");
-    let mut cmd = bin();
-    cmd.args([
-        "--log-format",
-        "json",
-        "run",
-        "--no-lock",
-        "--http",
+    let mut cmd = standalone(
+        &["--log-format", "json"],
         "127.0.0.1:0",
-    ])
-    .arg("--schedule")
-    .arg(&s)
-    .arg("--state-file")
-    .arg(dir.path().join("state.json"))
-    .env("METRONOME_API_TOKEN_FILE", &token)
-    .env("METRONOME_BROKER_URL_FILE", &broker);
+        &dir.path().join("state.json"),
+        false,
+    );
+    cmd.arg("--schedule")
+        .arg(&s)
+        .env("METRONOME_API_TOKEN_FILE", &token)
+        .env("METRONOME_BROKER_URL_FILE", &broker);
     let mut m = Metronome::spawn(cmd);
     m.wait_http();
     let post = |t: &'static str| {
@@ -633,20 +622,13 @@ fn schedule_paths_take_directories_and_comma_lists() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no schedule files"));
     // METRONOME_SCHEDULE: a directory and a file, comma-separated.
-    let mut cmd = bin();
-    cmd.args([
-        "--log-format",
-        "json",
-        "run",
-        "--no-lock",
-        "--broker",
-        "stdout://",
-        "--http",
+    let mut cmd = standalone(
+        &["--log-format", "json"],
         "127.0.0.1:0",
-    ])
-    .arg("--state-file")
-    .arg(dir.path().join("state.json"))
-    .env(
+        &dir.path().join("state.json"),
+        true,
+    );
+    cmd.env(
         "METRONOME_SCHEDULE",
         format!("{},{}", d.display(), c.display()),
     );
@@ -776,18 +758,13 @@ fn next_runs_logged_at_start_are_bounded() {
         yaml.push_str(&format!("  e{i:02}: {{task: t, every: {}s}}\n", 100 + i));
     }
     let s = write(&dir, "s.yaml", &yaml);
-    let mut cmd = bin();
-    cmd.args(["--log-format", "json", "run", "--schedule"])
-        .arg(&s)
-        .args([
-            "--broker",
-            "stdout://",
-            "--no-lock",
-            "--http",
-            "off",
-            "--state-file",
-        ])
-        .arg(dir.path().join("state.json"));
+    let mut cmd = standalone(
+        &["--log-format", "json"],
+        "off",
+        &dir.path().join("state.json"),
+        true,
+    );
+    cmd.arg("--schedule").arg(&s);
     let mut m = Metronome::spawn(cmd);
     wait_until(
         "the summary",

@@ -84,13 +84,7 @@ fn check_broker(a: &CheckArgs) -> Option<String> {
 /// The first [`yaml::warnings::SHOWN`] warnings on stderr, then a count.
 fn print_warnings(warnings: &[yaml::LoadError]) {
     for w in warnings.iter().take(yaml::warnings::SHOWN) {
-        eprintln!(
-            "{}:{}:{}: warning: {}",
-            w.file,
-            w.pos.line.max(1),
-            w.pos.col.max(1),
-            w.message
-        );
+        eprintln!("{w}");
     }
     if warnings.len() > yaml::warnings::SHOWN {
         eprintln!("... and {} more", warnings.len() - yaml::warnings::SHOWN);

@@ -10,7 +10,8 @@
 //!   RabbitMQ, where a higher number is served first.
 //!
 //! **Invariant**: warnings never change what is loaded; each names the
-//! file, line and column of the entry it is about.
+//! file, line and column of the entry it is about, and its message starts
+//! with `warning: `.
 
 use super::{LoadError, RouteGlobs};
 use crate::entry::{Entry, glob_match};
@@ -44,7 +45,7 @@ pub fn foreign_routes(entries: &[Entry], routes: &[(String, RouteGlobs)]) -> Vec
                 file: e.origin.source.to_string(),
                 pos: e.origin.pos,
                 message: format!(
-                    "schedules.{}: task `{}` matches route `{glob}` of {file}:{}:{}, which does not apply here: routes and defaults apply to the entries of their own file only (copy the route into this file)",
+                    "warning: schedules.{}: task `{}` matches route `{glob}` of {file}:{}:{}, which does not apply here: routes and defaults apply to the entries of their own file only (copy the route into this file)",
                     e.name, e.task, pos.line, pos.col
                 ),
             });
@@ -62,7 +63,7 @@ pub fn redis_priorities(entries: &[Entry]) -> Vec<LoadError> {
             file: e.origin.source.to_string(),
             pos: e.origin.pos,
             message: format!(
-                "schedules.{}: priority {p} on Redis: kombu's Redis transport serves LOWER numbers first (steps 0-2, 3-5, 6-8, 9; above 9 counts as 9), the reverse of RabbitMQ{}",
+                "warning: schedules.{}: priority {p} on Redis: kombu's Redis transport serves LOWER numbers first (steps 0-2, 3-5, 6-8, 9; above 9 counts as 9), the reverse of RabbitMQ{}",
                 e.name,
                 if p > 9 { "; this one is served last" } else { "" }
             ),
@@ -117,13 +118,13 @@ mod tests {
         // `mine` and `own` match routes of their own files: no warning.
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            w[0].starts_with("b.yaml:2:3: schedules.other: task `app.email.y` matches route `app.email.*` of a.yaml:2:3, which does not apply here"),
+            w[0].starts_with("b.yaml:2:3: warning: schedules.other: task `app.email.y` matches route `app.email.*` of a.yaml:2:3, which does not apply here"),
             "{}",
             w[0]
         );
         assert!(
             w[1].starts_with(
-                "b.yaml:3:3: schedules.plain: task `app.z` matches route `app.*` of c.yaml:2:3"
+                "b.yaml:3:3: warning: schedules.plain: task `app.z` matches route `app.*` of c.yaml:2:3"
             ),
             "{}",
             w[1]
