@@ -11,6 +11,7 @@ pub mod engine;
 pub mod entry;
 pub mod healthcheck;
 pub mod http;
+pub mod importer;
 pub mod lease;
 pub mod metrics;
 pub mod ports;

@@ -85,6 +85,10 @@ enum Command {
         #[arg(long, env = "METRONOME_DATABASE_URL")]
         database: String,
     },
+    /// Write a schedule file from celery beat's config, RedBeat's keys or
+    /// django-celery-beat's tables; lists what cannot be converted and
+    /// exits 1 (unless --skip-unsupported).
+    Import(ImportArgs),
     /// Probe a running instance over loopback: exit 0 if `/healthz` (or
     /// `/readyz` with --ready) answers 200, else 1. For container health checks.
     Healthcheck(HealthArgs),
@@ -119,6 +123,38 @@ struct HealthArgs {
     /// Seconds to wait for connect, send and answer, each.
     #[arg(long, default_value_t = 3.0)]
     timeout: f64,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    #[command(subcommand)]
+    source: ImportSource,
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// A Celery app's beat_schedule, timezone and task_routes, read by
+    /// importing the app with its own Python (as `celery -A` does).
+    Celery {
+        /// The app: MODULE or MODULE:ATTR, as for `celery -A`.
+        #[arg(long)]
+        app: String,
+        /// The Python to import it with (default: $VIRTUAL_ENV/bin/python, else python3).
+        #[arg(long)]
+        python: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Write the schedule file here (default: standard output).
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// Write what converts even when some items do not (they are listed).
+    #[arg(long)]
+    skip_unsupported: bool,
 }
 
 #[derive(clap::Args)]
@@ -249,6 +285,7 @@ fn main() -> ExitCode {
         Command::Run(args) => app::run(args),
         Command::Migrate { database } => app::migrate(&database),
         Command::Healthcheck(args) => app::healthcheck(&args),
+        Command::Import(args) => app::import(&args),
     };
     // Every log line is out before the error or the exit.
     drop(logs);

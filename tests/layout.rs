@@ -66,6 +66,7 @@ const LAYERS: &[Layer] = &[
     at("service", 10),
     at("source", 11),
     at("http", 11),
+    at("importer", 11),
     at("app", 12),
     at("main", 12),
 ];

@@ -12,6 +12,7 @@ mod chaos;
 mod cli;
 mod core;
 mod database;
+mod importer;
 mod layout;
 mod lease;
 mod ops;

@@ -69,7 +69,7 @@ fn routes_match_first_glob_and_entry_options_win() {
 #[test]
 fn unknown_key_with_suggestion_and_position() {
     let errs = errors("schedules:\n  a:\n    task: t\n    cronn: '* * * * *'\n");
-    assert!(errs.contains(&"s.yaml:4:5: schedules.a.cronn: unknown key `cronn`; did you mean `cron`? (expected one of: task, cron, crontab, every, solar, at, timezone, args, kwargs, options, enabled, start_at, end_at, misfire, grace, jitter, dst, description)".to_string()), "{errs:#?}");
+    assert!(errs.contains(&"s.yaml:4:5: schedules.a.cronn: unknown key `cronn`; did you mean `cron`? (expected one of: task, cron, crontab, every, solar, at, timezone, args, kwargs, options, enabled, start_at, end_at, misfire, grace, jitter, dst, description, relative)".to_string()), "{errs:#?}");
     has(&errs, "s.yaml:2:3: schedules.a: no schedule");
 }
 
@@ -299,4 +299,37 @@ fn schedules_keep_their_written_form() {
         ),
         _ => panic!(),
     }
+}
+
+/// `relative` (Celery's `relative=True`) applies to `every` only; `re:`
+/// route keys are regular expressions, checked when the file loads.
+#[test]
+fn relative_and_regex_routes_are_validated() {
+    let errs = errors(
+        "routes:\n  're:a(': q\nschedules:\n  a: {task: t, cron: '* * * * *', relative: true}\n  b: {task: t, every: 1h, relative: 1}\n",
+    );
+    has(
+        &errs,
+        "s.yaml:2:3: routes.re:a(: invalid regular expression `a(`: unclosed group",
+    );
+    has(
+        &errs,
+        "s.yaml:4:45: schedules.a.relative: relative applies only to `every` schedules",
+    );
+    has(
+        &errs,
+        "s.yaml:5:37: schedules.b.relative: expected true or false",
+    );
+    let e = metronome::source::yaml::load_str(
+        "s.yaml",
+        "routes:\n  're:(?i)APP\\.(x|y)$': {queue: xy}\n  'app.*': other\nschedules:\n  a: {task: app.X, every: 1h, relative: true}\n  b: {task: app.xz, every: 1h}\n",
+        &None,
+    )
+    .unwrap();
+    assert_eq!(e[0].options.queue.as_deref(), Some("xy"));
+    assert_eq!(
+        e[0].schedule.to_json(),
+        serde_json::json!({"every": "1h", "relative": true})
+    );
+    assert_eq!(e[1].options.queue.as_deref(), Some("other"));
 }

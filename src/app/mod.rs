@@ -13,10 +13,12 @@
 //! - `ops`: `metronome healthcheck` and `metronome migrate`.
 //! - [`config`]: `*_FILE` secrets and the warning for secrets given as
 //!   flags; `pidfile`: `--pidfile`.
+//! - `imports`: `metronome import celery|redbeat|django-celery-beat`.
 
 mod announce;
 mod backends;
 pub mod config;
+mod imports;
 pub mod logging;
 mod ops;
 mod pidfile;
@@ -28,6 +30,7 @@ mod schedules;
 /// `METRONOME_LOG` filters and JSON `target` fields are unchanged.
 const LOG_TARGET: &str = "metronome";
 
+pub use imports::import;
 pub use logging::init_logging;
 pub use ops::{healthcheck, migrate};
 pub use run::run;

@@ -7,7 +7,7 @@ use super::checker::{Checker, join, render_scalar};
 use super::hints::suggest;
 use crate::duration;
 use crate::schedule::{
-    Cron, Crontab, CrontabFields, Interval, Schedule, Solar, SolarError, SolarEvent,
+    Cron, Crontab, CrontabFields, Interval, Relative, Schedule, Solar, SolarError, SolarEvent,
 };
 use crate::syntax::{Node, Pos, Value};
 
@@ -39,7 +39,8 @@ pub(super) fn parse_kind(
         }
         [kind] => {
             let n = node.get(kind).expect("present");
-            parse_schedule(c, kind, n, &join(path, kind), tz)
+            let schedule = parse_schedule(c, kind, n, &join(path, kind), tz);
+            relative(c, node, path, schedule)
         }
         many => {
             let second = node.get(many[1]).expect("present");
@@ -53,6 +54,24 @@ pub(super) fn parse_kind(
             );
             None
         }
+    }
+}
+
+/// `relative: true` (Celery's `relative=True`) turns an `every` into a
+/// [`Relative`]; it applies to nothing else.
+fn relative(c: &mut Checker, node: &Node, path: &str, s: Option<Schedule>) -> Option<Schedule> {
+    let Some(n) = node.get("relative") else {
+        return s;
+    };
+    let p = join(path, "relative");
+    match (c.bool(n, &p)?, s) {
+        (false, s) => s,
+        (true, Some(Schedule::Every(i))) => Some(Schedule::Relative(Relative { every: i.every })),
+        (true, Some(_)) => {
+            c.err(n, &p, "relative applies only to `every` schedules");
+            None
+        }
+        (true, None) => None,
     }
 }
 

@@ -48,8 +48,8 @@ pub use compact::{Rare, Sparse};
 pub use intern::SharedStr;
 pub use names::{ByName, FileOrigins};
 pub use validate::{
-    Context, ENTRY_KEYS, NameError, check_name, glob_match, parse_entry, render_errors,
-    validate_json,
+    Context, ENTRY_KEYS, NameError, RoutePattern, check_name, glob_match, parse_entry,
+    render_errors, validate_json,
 };
 
 /// What to do with runs missed while no leader was dispatching.

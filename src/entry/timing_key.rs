@@ -27,6 +27,8 @@ impl Entry {
             (Gap::Shift, Fold::Both) => b"DstRule { gap: Shift, fold: Both }",
             (Gap::Skip, Fold::First) => b"DstRule { gap: Skip, fold: First }",
             (Gap::Skip, Fold::Both) => b"DstRule { gap: Skip, fold: Both }",
+            (Gap::Later, Fold::First) => b"DstRule { gap: Later, fold: First }",
+            (Gap::Later, Fold::Both) => b"DstRule { gap: Later, fold: Both }",
         });
         let t = &*self.timing;
         let opt = |h: &mut Fnv1a, v: Option<&dyn std::fmt::Debug>| match v {
@@ -55,6 +57,11 @@ fn hash_schedule_json(h: &mut Fnv1a, s: &Schedule) {
         Schedule::Every(i) => {
             h.add(br#"{"every":"#);
             json(h, &crate::duration::format(i.every));
+        }
+        Schedule::Relative(r) => {
+            h.add(br#"{"every":"#);
+            json(h, &crate::duration::format(r.every));
+            h.add(br#","relative":true"#);
         }
         Schedule::Solar(s) => {
             h.add(br#"{"solar":{"event":"#);

@@ -24,8 +24,8 @@ pub struct Context {
     pub timezone: Option<(String, TimeZone)>,
     /// `defaults`: options merged under every entry's.
     pub defaults: Options,
-    /// `routes`: task-name glob and its options; the first match applies.
-    pub routes: Vec<(String, Options)>,
+    /// `routes`: task-name pattern and its options; the first match applies.
+    pub routes: Vec<(RoutePattern, Options)>,
     /// Label used in [`Origin`].
     pub source: std::sync::Arc<str>,
 }
@@ -35,10 +35,70 @@ impl Context {
     /// matching route over the defaults.
     fn options_for(&self, task: Option<&str>, own: &Options) -> Options {
         let route = task
-            .and_then(|t| self.routes.iter().find(|(g, _)| glob_match(g, t)))
+            .and_then(|t| self.routes.iter().find(|(p, _)| p.matches(t)))
             .map(|(_, o)| o.over(&self.defaults))
             .unwrap_or_else(|| self.defaults.clone());
         own.over(&route)
+    }
+}
+
+/// A `routes` key: a glob, or (written `re:PATTERN`) a regular expression
+/// matched from the start of the task name, as Celery's `task_routes`
+/// matches a `re.compile()` key with `re.match`.
+#[derive(Debug, Clone)]
+pub enum RoutePattern {
+    Glob(String),
+    /// The key as written (`re:…`) and the expression anchored at the start.
+    Regex(String, regex::Regex),
+}
+
+impl std::fmt::Display for RoutePattern {
+    /// The key as written in the file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoutePattern::Glob(k) | RoutePattern::Regex(k, _) => f.write_str(k),
+        }
+    }
+}
+
+impl RoutePattern {
+    /// The prefix that makes a `routes` key a regular expression.
+    pub const REGEX_PREFIX: &str = "re:";
+
+    /// The pattern a `routes` key gives; a bad expression's error says why.
+    pub fn parse(key: &str) -> Result<RoutePattern, String> {
+        match key.strip_prefix(Self::REGEX_PREFIX) {
+            Some(re) => regex::Regex::new(&format!("^(?:{re})"))
+                .map(|r| RoutePattern::Regex(key.to_string(), r))
+                .map_err(|e| {
+                    // The parser's message draws a caret over the pattern; its last line says why.
+                    let text = e.to_string();
+                    let why = text
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ");
+                    format!("invalid regular expression `{re}`: {why}")
+                }),
+            None => Ok(RoutePattern::Glob(key.to_string())),
+        }
+    }
+
+    pub fn matches(&self, task: &str) -> bool {
+        match self {
+            RoutePattern::Glob(g) => glob_match(g, task),
+            RoutePattern::Regex(_, r) => r.is_match(task),
+        }
+    }
+}
+
+impl PartialEq for RoutePattern {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RoutePattern::Glob(a), RoutePattern::Glob(b)) => a == b,
+            (RoutePattern::Regex(a, _), RoutePattern::Regex(b, _)) => a == b,
+            _ => false,
+        }
     }
 }
 
@@ -85,6 +145,7 @@ pub const ENTRY_KEYS: &[&str] = &[
     "jitter",
     "dst",
     "description",
+    "relative",
 ];
 
 /// Why [`check_name`] refuses a name.
@@ -343,7 +404,11 @@ fn parse_dst(c: &mut Checker, n: &Node, path: &str, dst: &mut DstRule) {
         return;
     }
     c.known_keys(n, path, &["gap", "fold"]);
-    let gaps = [("shift", Gap::Shift), ("skip", Gap::Skip)];
+    let gaps = [
+        ("shift", Gap::Shift),
+        ("skip", Gap::Skip),
+        ("later", Gap::Later),
+    ];
     if let Some(g) = n.get("gap")
         && let Some(rule) = c.word(g, &join(path, "gap"), "gap rule", &gaps)
     {
@@ -389,5 +454,18 @@ mod tests {
         assert!(glob_match("a?c", "abc"));
         assert!(glob_match("*.send*", "app.email.send_bulk"));
         assert!(!glob_match("a*b", "acd"));
+    }
+
+    #[test]
+    fn regex_routes_match_from_the_start_like_re_match() {
+        let r = RoutePattern::parse(r"re:app\.(email|sms)\.").unwrap();
+        assert!(r.matches("app.email.send"));
+        assert!(!r.matches("x.app.email.send"), "anchored at the start");
+        assert!(
+            RoutePattern::parse("re:(")
+                .unwrap_err()
+                .contains("invalid regular expression")
+        );
+        assert!(RoutePattern::parse("app.*").unwrap().matches("app.x"));
     }
 }

@@ -14,7 +14,10 @@
 //!
 //! * a *gap* (clocks jump forward) holds wall times that never happen. With
 //!   [`Gap::Shift`] a match inside the gap fires once, at the transition
-//!   instant (the first instant after the gap); with [`Gap::Skip`] it is lost.
+//!   instant (the first instant after the gap); with [`Gap::Skip`] it is lost;
+//!   with [`Gap::Later`] the first match in the gap fires as much later as
+//!   the clocks jumped (02:30 becomes 03:30: the wall time read with the
+//!   offset before the jump), as Celery's `crontab` does.
 //! * a *fold* (clocks go back) repeats wall times. With [`Fold::First`] only
 //!   the earlier occurrence fires; with [`Fold::Both`] both do.
 //!
@@ -32,6 +35,9 @@ pub enum Gap {
     Shift,
     /// Do not fire.
     Skip,
+    /// The first match in the gap fires at its wall time read with the
+    /// offset before the gap (02:30 becomes 03:30), as Celery does.
+    Later,
 }
 
 /// What a matching wall time inside a fall-back fold does.
@@ -228,6 +234,48 @@ impl CalendarSpec {
 
     /// The first run strictly after `after` in zone `tz` under `rule`.
     pub fn next_after(&self, tz: &TimeZone, rule: DstRule, after: Timestamp) -> Option<Timestamp> {
+        if rule.gap != Gap::Later {
+            return self.next_plain(tz, rule, after);
+        }
+        let skip = DstRule {
+            gap: Gap::Skip,
+            ..rule
+        };
+        let real = self.next_plain(tz, skip, after);
+        self.first_gap_match(tz, after, real).or(real)
+    }
+
+    /// Under [`Gap::Later`], as Celery steps from one run to the next civil
+    /// match: when the next match after `after` lies in a gap (none before
+    /// it), it fires shifted by the gap's length; later matches in the same
+    /// gap are before that instant on the wall clock, so they do not fire.
+    /// `real` is the next run outside gaps, which bounds the search.
+    fn first_gap_match(
+        &self,
+        tz: &TimeZone,
+        after: Timestamp,
+        real: Option<Timestamp>,
+    ) -> Option<Timestamp> {
+        const MAX_TRANSITIONS: usize = 1000;
+        for t in tz.following(after).take(MAX_TRANSITIONS) {
+            let at = t.timestamp();
+            if real.is_some_and(|r| r < at) {
+                return None;
+            }
+            let old = tz.to_offset(at.checked_sub(SignedDuration::from_nanos(1)).ok()?);
+            if t.offset() <= old {
+                continue;
+            }
+            let gap = (old.to_datetime(at), t.offset().to_datetime(at));
+            if let Some(c) = self.next_civil(gap.0, gap.1) {
+                return old.to_timestamp(c).ok();
+            }
+        }
+        None
+    }
+
+    /// [`Self::next_after`] for the rules decided segment by segment.
+    fn next_plain(&self, tz: &TimeZone, rule: DstRule, after: Timestamp) -> Option<Timestamp> {
         let horizon = after
             .to_zoned(TimeZone::UTC)
             .year()
@@ -294,6 +342,36 @@ fn is_later_occurrence(tz: &TimeZone, c: DateTime, offset: Offset) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Gap::Later` as Celery: the first match of the Berlin spring gap,
+    /// 02:00, fires at 03:00 CEST; the rest of the gap is behind the wall
+    /// clock then, and the day goes on with 03:15 CEST.
+    #[test]
+    fn gap_later_reads_the_wall_time_with_the_old_offset() {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let quarter = spec(1 << 0 | 1 << 15 | 1 << 30 | 1 << 45, 1 << 2 | 1 << 3);
+        let rule = DstRule {
+            gap: Gap::Later,
+            fold: Fold::First,
+        };
+        let mut t: Timestamp = "2026-03-28T23:00:00Z".parse().unwrap();
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            t = quarter.next_after(&tz, rule, t).unwrap();
+            got.push(t.to_string());
+        }
+        assert_eq!(
+            got,
+            [
+                "2026-03-29T01:00:00Z",
+                "2026-03-29T01:15:00Z",
+                "2026-03-29T01:30:00Z",
+                "2026-03-29T01:45:00Z",
+                "2026-03-30T00:00:00Z",
+                "2026-03-30T00:15:00Z"
+            ]
+        );
+    }
 
     fn all(n: u32, from: u32) -> u64 {
         ((1u64 << n) - 1) & !((1u64 << from) - 1)

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `cron` | [`cron`] | Vixie cron, 5 or 6 fields, OR of day fields |
 //! | `crontab` | [`crontab`] | Celery's `crontab()`, AND of day fields |
-//! | `every` | [`interval`] | anchored interval, no drift |
+//! | `every` | [`interval`] | anchored interval, no drift; `relative` rounds to its resolution |
 //! | `solar` | [`solar`] | Celery's nine sun events |
 //! | `at` | here | one instant, once |
 //!
@@ -23,7 +23,7 @@ use jiff::tz::TimeZone;
 pub use calendar::{CalendarSpec, DstRule, Fold, Gap};
 pub use cron::Cron;
 pub use crontab::{Crontab, CrontabFields};
-pub use interval::Interval;
+pub use interval::{Interval, Relative};
 pub use solar::{Solar, SolarError, SolarEvent};
 
 /// One schedule, as parsed from any source.
@@ -39,6 +39,8 @@ pub enum Schedule {
     },
     /// An anchored interval.
     Every(Interval),
+    /// An interval rounded to its resolution (Celery's `relative=True`).
+    Relative(Relative),
     /// A solar event at a place.
     Solar(Solar),
     /// A single instant.
@@ -51,7 +53,7 @@ impl Schedule {
         match self {
             Schedule::Cron { .. } => "cron",
             Schedule::Crontab { .. } => "crontab",
-            Schedule::Every(_) => "every",
+            Schedule::Every(_) | Schedule::Relative(_) => "every",
             Schedule::Solar(_) => "solar",
             Schedule::At(_) => "at",
         }
@@ -79,6 +81,7 @@ impl Schedule {
             Schedule::Cron { cron, .. } => cron.spec.next_after(tz, dst, after),
             Schedule::Crontab { crontab, .. } => crontab.spec.next_after(tz, dst, after),
             Schedule::Every(i) => i.next_after(anchor, after),
+            Schedule::Relative(r) => r.next_after(tz, anchor, after),
             Schedule::Solar(s) => s.next_after(after),
             Schedule::At(at) => (*at > after).then_some(*at),
         }
@@ -91,6 +94,9 @@ impl Schedule {
             Schedule::Cron { expr, .. } => json!({ "cron": expr }),
             Schedule::Crontab { fields, .. } => json!({ "crontab": fields }),
             Schedule::Every(i) => json!({ "every": crate::duration::format(i.every) }),
+            Schedule::Relative(r) => {
+                json!({ "every": crate::duration::format(r.every), "relative": true })
+            }
             Schedule::Solar(s) => json!({ "solar": {
                 "event": s.event.name(), "latitude": s.latitude, "longitude": s.longitude } }),
             Schedule::At(at) => json!({ "at": at.to_string() }),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use crate::entry::{self, Checker, Context, Entry, FieldError, Options};
+use crate::entry::{self, Checker, Context, Entry, FieldError, Options, RoutePattern};
 use crate::syntax::{self, Node, Pos, Value};
 
 pub mod paths;
@@ -64,8 +64,8 @@ pub fn load_str(file: &str, text: &str, zone: &DefaultZone) -> Result<Vec<Entry>
     load_text(file, text, zone).map(|(entries, _)| entries)
 }
 
-/// One file's `routes` globs and where each is written.
-pub type RouteGlobs = Vec<(String, Pos)>;
+/// One file's `routes` patterns and where each is written.
+pub type RouteGlobs = Vec<(RoutePattern, Pos)>;
 
 /// Loaded files: the entries, and each file's label with its route globs.
 pub type Loaded = (Vec<Entry>, Vec<(String, RouteGlobs)>);
@@ -163,16 +163,29 @@ fn file_context(
     (ctx, globs)
 }
 
-/// Adds the `routes` mapping's (glob, options) pairs to `out`; a route given as a string
-/// names the queue.
-fn routes(c: &mut Checker<'_>, n: &Node, out: &mut Vec<(String, Options)>, globs: &mut RouteGlobs) {
+/// Adds the `routes` mapping's (pattern, options) pairs to `out`, and each pattern with
+/// its position to `globs`; a route given as a string names the queue, a key `re:…` is a
+/// regular expression.
+fn routes(
+    c: &mut Checker<'_>,
+    n: &Node,
+    out: &mut Vec<(RoutePattern, Options)>,
+    globs: &mut RouteGlobs,
+) {
     match &n.value {
         Value::Map(pairs) => {
             for (k, v) in pairs {
-                let Some(glob) = c.string(k, "routes") else {
+                let Some(key) = c.string(k, "routes") else {
                     continue;
                 };
-                let path = format!("routes.{glob}");
+                let path = format!("routes.{key}");
+                let glob = match RoutePattern::parse(&key) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        c.err(k, &path, e);
+                        continue;
+                    }
+                };
                 let opts = match &v.value {
                     Value::Str(q) => Options {
                         queue: Some(q.clone()),

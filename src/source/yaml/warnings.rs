@@ -14,7 +14,7 @@
 //! with `warning: `.
 
 use super::{LoadError, RouteGlobs};
-use crate::entry::{Entry, glob_match};
+use crate::entry::Entry;
 
 /// Warnings shown one by one before the rest is counted.
 pub const SHOWN: usize = 20;
@@ -29,7 +29,7 @@ pub fn foreign_routes(entries: &[Entry], routes: &[(String, RouteGlobs)]) -> Vec
     let mut out = Vec::new();
     for e in entries {
         let own = globs_of(&e.origin.source);
-        if own.is_some_and(|g| g.iter().any(|(glob, _)| glob_match(glob, &e.task))) {
+        if own.is_some_and(|g| g.iter().any(|(glob, _)| glob.matches(&e.task))) {
             continue;
         }
         let foreign = routes
@@ -37,7 +37,7 @@ pub fn foreign_routes(entries: &[Entry], routes: &[(String, RouteGlobs)]) -> Vec
             .filter(|(f, _)| **f != *e.origin.source)
             .find_map(|(f, g)| {
                 g.iter()
-                    .find(|(glob, _)| glob_match(glob, &e.task))
+                    .find(|(glob, _)| glob.matches(&e.task))
                     .map(|(glob, pos)| (f, glob, pos))
             });
         if let Some((file, glob, pos)) = foreign {
