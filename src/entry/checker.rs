@@ -33,6 +33,18 @@ impl std::fmt::Display for FieldError {
     }
 }
 
+/// The keys of `options` (and of `defaults` and each route).
+pub const OPTION_KEYS: &[&str] = &[
+    "queue",
+    "exchange",
+    "routing_key",
+    "priority",
+    "expires",
+    "headers",
+    "time_limit",
+    "soft_time_limit",
+];
+
 /// Collects errors while walking a node tree.
 pub(crate) struct Checker<'a> {
     pub errors: &'a mut Vec<FieldError>,
@@ -210,17 +222,7 @@ impl Checker<'_> {
             self.mismatch(node, path, "a mapping of options");
             return o;
         };
-        const KEYS: &[&str] = &[
-            "queue",
-            "exchange",
-            "routing_key",
-            "priority",
-            "expires",
-            "headers",
-            "time_limit",
-            "soft_time_limit",
-        ];
-        self.known_keys(node, path, KEYS);
+        self.known_keys(node, path, OPTION_KEYS);
         for (k, v) in pairs {
             let Some(key) = k.as_str() else { continue };
             let p = join(path, key);

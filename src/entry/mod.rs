@@ -43,7 +43,7 @@ use crate::schedule::{DstRule, Schedule};
 use crate::syntax::Pos;
 
 pub(crate) use checker::Checker;
-pub use checker::FieldError;
+pub use checker::{FieldError, OPTION_KEYS};
 pub use compact::{Rare, Sparse};
 pub use intern::SharedStr;
 pub use names::{ByName, FileOrigins};

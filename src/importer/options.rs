@@ -8,17 +8,7 @@
 
 use serde_json::{Map, Value as Json};
 
-/// The keys a schedule file's `options` has.
-const KEPT: &[&str] = &[
-    "queue",
-    "exchange",
-    "routing_key",
-    "priority",
-    "expires",
-    "headers",
-    "time_limit",
-    "soft_time_limit",
-];
+use crate::entry::OPTION_KEYS as KEPT;
 
 /// `raw` as `options`, or every reason some option cannot be converted.
 pub fn convert(raw: &Map<String, Json>) -> Result<Map<String, Json>, Vec<String>> {
@@ -72,8 +62,8 @@ fn one(key: &str, v: &Json) -> Result<Option<Json>, String> {
         k if KEPT.contains(&k) => Ok(Some(v.clone())),
         "serializer" if v == "json" => Ok(None),
         _ => Err(format!(
-            "`{key}` has no equivalent in metronome's options (queue, exchange, routing_key, \
-             priority, expires, headers, time_limit, soft_time_limit)"
+            "`{key}` has no equivalent in metronome's options ({})",
+            KEPT.join(", ")
         )),
     }
 }
