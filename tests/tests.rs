@@ -15,6 +15,7 @@ mod database;
 mod importer;
 mod layout;
 mod lease;
+mod lease_pg;
 mod ops;
 mod tls;
 mod yaml_load;

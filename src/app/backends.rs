@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use metronome::broker::{self, Broker, mask_url, redis::FenceKeys};
 use metronome::db::{self, Db, SyncClient};
 use metronome::entry::{Entry, FileOrigins};
-use metronome::lease::{LeaseConfig, RedisLease, Role};
+use metronome::lease::{LeaseConfig, PgLease, RedisLease, Role};
 use metronome::ports::lease::Lease;
 use metronome::ports::store::StateStore;
 use metronome::redis_link::{Keys, RedisLink};
@@ -22,7 +22,7 @@ use metronome::source::yaml::DefaultZone;
 use metronome::state::EntryState;
 use metronome::state::file::StateFile;
 use metronome::state::redis::RedisState;
-use metronome::state::sql::SqlState;
+use metronome::state::sql::{FencedSqlState, SqlState};
 
 use super::LOG_TARGET;
 use crate::RunArgs;
@@ -30,9 +30,41 @@ use crate::RunArgs;
 /// Every entry's remembered run state, by name.
 pub type States = BTreeMap<String, EntryState>;
 
-/// `--lock`: the Redis lease (several instances, one dispatching), else
-/// `None`: standalone, with a warning unless `--no-lock` says so.
-pub fn open_lease(a: &RunArgs) -> anyhow::Result<Option<Arc<RedisLease>>> {
+/// The lease `--lock` names, by kind.
+pub enum LeaseBackend {
+    /// `redis://`, `rediss://`, `sentinel://`: lease and run state in Redis.
+    Redis(Arc<RedisLease>),
+    /// `postgres://`, `postgresql://`: lease and run state in PostgreSQL.
+    Postgres(Arc<PgLease>),
+}
+
+impl LeaseBackend {
+    fn config(&self) -> LeaseConfig {
+        match self {
+            LeaseBackend::Redis(l) => l.config(),
+            LeaseBackend::Postgres(l) => l.config(),
+        }
+    }
+
+    fn port(&self) -> Arc<dyn Lease> {
+        match self {
+            LeaseBackend::Redis(l) => l.clone(),
+            LeaseBackend::Postgres(l) => l.clone(),
+        }
+    }
+
+    fn redis(&self) -> Option<&RedisLease> {
+        match self {
+            LeaseBackend::Redis(l) => Some(l),
+            LeaseBackend::Postgres(_) => None,
+        }
+    }
+}
+
+/// `--lock`: the lease (several instances, one dispatching), by URL
+/// scheme, else `None`: standalone, with a warning unless `--no-lock` says
+/// so.
+pub fn open_lease(a: &RunArgs) -> anyhow::Result<Option<LeaseBackend>> {
     let Some(url) = a.lock.as_deref().filter(|u| !u.is_empty()) else {
         if !a.no_lock {
             tracing::warn!(target: LOG_TARGET,
@@ -42,9 +74,16 @@ pub fn open_lease(a: &RunArgs) -> anyhow::Result<Option<Arc<RedisLease>>> {
         return Ok(None);
     };
     let config = LeaseConfig::new(a.lock_ttl, a.lock_renew)?;
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    if matches!(scheme, "postgres" | "postgresql") {
+        let l = PgLease::open(url, &a.state_prefix, config)?;
+        return Ok(Some(LeaseBackend::Postgres(Arc::new(l))));
+    }
     let link = Arc::new(RedisLink::open(url, config.op_timeout())?);
     let keys = Keys::new(&a.state_prefix);
-    Ok(Some(Arc::new(RedisLease::new(link, keys, config))))
+    Ok(Some(LeaseBackend::Redis(Arc::new(RedisLease::new(
+        link, keys, config,
+    )))))
 }
 
 /// The lease task, kept until the run loop has stopped.
@@ -63,8 +102,8 @@ impl LeaseTask {
 }
 
 /// The keys a Redis broker fences its publish with: only when the lease
-/// lives on the broker's own server and db (then the lease check, the
-/// publish and the state write are one script).
+/// is a Redis lease on the broker's own server and db (then the lease
+/// check, the publish and the state write are one script).
 pub fn fence_keys(lease: Option<&RedisLease>, broker_url: &str) -> Option<FenceKeys> {
     let l = lease.filter(|l| l.link().same_server_as(broker_url))?;
     Some(FenceKeys {
@@ -75,8 +114,9 @@ pub fn fence_keys(lease: Option<&RedisLease>, broker_url: &str) -> Option<FenceK
 
 /// Starts the task that keeps `lease` and publishes this instance's role;
 /// the run loop dispatches only while it leads.
-pub fn start_lease(lease: Arc<RedisLease>, atomic: bool) -> (Ha, LeaseTask) {
-    let config = lease.config();
+pub fn start_lease(backend: &LeaseBackend, atomic: bool) -> (Ha, LeaseTask) {
+    let config = backend.config();
+    let lease = backend.port();
     tracing::info!(target: LOG_TARGET,
         lock = %lease.describe(), instance = %lease.token(), ttl_ms = config.ttl.as_millis() as u64,
         renew_ms = config.renew.as_millis() as u64, atomic_dispatch = atomic,
@@ -85,20 +125,19 @@ pub fn start_lease(lease: Arc<RedisLease>, atomic: bool) -> (Ha, LeaseTask) {
     let (stop, rx_stop) = watch::channel(false);
     let (tx, role) = watch::channel(Role::Standby);
     let task = tokio::spawn(metronome::lease::run(lease.clone(), config, tx, rx_stop));
-    let lease: Arc<dyn Lease> = lease;
     (Ha { role, lease }, LeaseTask { stop, task })
 }
 
 /// The dispatching side: the lease task (if any) and the broker, which
 /// fences its publish with the lease when both share a Redis.
 pub async fn start_dispatch(
-    lease: Option<Arc<RedisLease>>,
+    lease: Option<LeaseBackend>,
     broker_url: &str,
 ) -> anyhow::Result<(Option<Ha>, Option<LeaseTask>, Box<dyn Broker>)> {
-    let fence = fence_keys(lease.as_deref(), broker_url);
+    let fence = fence_keys(lease.as_ref().and_then(|l| l.redis()), broker_url);
     let (ha, task) = match lease {
         Some(l) => {
-            let (ha, task) = start_lease(l, fence.is_some());
+            let (ha, task) = start_lease(&l, fence.is_some());
             (Some(ha), Some(task))
         }
         None => (None, None),
@@ -144,17 +183,30 @@ pub async fn connect_database(
     Ok((Database { db, syncer, sync }, entries))
 }
 
-/// Where run state is kept, and what it holds now: with a lease, in its
-/// Redis (loaded at each takeover, so nothing yet); else in the database;
-/// else in the state file [`open_state_file`] opened.
+/// Where run state is kept, and what it holds now: with a lease, beside
+/// it (its Redis, or its PostgreSQL database, migrated here), loaded at
+/// each takeover, so nothing yet; else in the database; else in the
+/// state file [`open_state_file`] opened.
 pub async fn open_state_store(
     file: Option<(StateFile, States)>,
     db: Option<&Db>,
-    lease: Option<&RedisLease>,
+    lease: Option<&LeaseBackend>,
 ) -> anyhow::Result<(Box<dyn StateStore>, States)> {
-    if let Some(l) = lease {
-        let store = RedisState::new(l.link(), l.keys().clone());
-        return Ok((Box::new(store), States::default()));
+    match lease {
+        Some(LeaseBackend::Redis(l)) => {
+            let store = RedisState::new(l.link(), l.keys().clone());
+            return Ok((Box::new(store), States::default()));
+        }
+        Some(LeaseBackend::Postgres(l)) => {
+            let lease_db = Db::Postgres(l.pool().clone());
+            if !lease_db.is_current().await {
+                lease_db.migrate().await?;
+                tracing::info!(target: LOG_TARGET, lock = %l.describe(), "lease database migrated");
+            }
+            let store = FencedSqlState::new(l.pool().clone(), l.name());
+            return Ok((Box::new(store), States::default()));
+        }
+        None => {}
     }
     if let Some(db) = db {
         let states = metronome::state::sql::load(db).await?;

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use metronome::db::{self, Db, SyncClient};
 use metronome::entry::{Entry, FileOrigins};
-use metronome::lease::{RedisLease, Role};
+use metronome::lease::Role;
 use metronome::ports::clock::{Clock, SystemClock};
 use metronome::service::Handle;
 use metronome::service::inbox::SharedStatus;
@@ -35,7 +35,7 @@ struct Prepared {
     /// watcher share each entry).
     entries: Vec<Arc<Entry>>,
     files: Arc<FileOrigins>,
-    lease: Option<Arc<RedisLease>>,
+    lease: Option<backends::LeaseBackend>,
     file_state: Option<(StateFile, States)>,
     http: Option<HttpPlan>,
 }
@@ -136,7 +136,7 @@ async fn serve(a: RunArgs, p: Prepared) -> anyhow::Result<()> {
     metronome::metrics::spawn_upkeep();
     let database = open_database(&a, &zone, &files, &handle, &mut entries).await?;
     let db = database.as_ref().map(|d| &d.db);
-    let (store, states) = backends::open_state_store(file_state, db, lease.as_deref()).await?;
+    let (store, states) = backends::open_state_store(file_state, db, lease.as_ref()).await?;
     let (ha, lease_task, broker) = backends::start_dispatch(lease, &broker_url).await?;
     let role = ha
         .as_ref()

@@ -112,6 +112,25 @@ impl Db {
         }
     }
 
+    /// True if every migration this build knows is applied (PostgreSQL),
+    /// asked in one simple-protocol statement: then [`Db::migrate`] (which
+    /// takes a session advisory lock, impossible through PgBouncer in
+    /// transaction mode) can be skipped. False on any error.
+    pub async fn is_current(&self) -> bool {
+        let Db::Postgres(p) = self else {
+            return false;
+        };
+        let latest = POSTGRES_MIGRATIONS.iter().map(|m| m.version).max();
+        let q = "SELECT max(version) FROM _sqlx_migrations WHERE success";
+        match sqlx::raw_sql(q).fetch_optional(p).await {
+            Ok(Some(row)) => {
+                use sqlx::Row;
+                row.try_get::<Option<i64>, _>(0).ok().flatten() == latest
+            }
+            _ => false,
+        }
+    }
+
     /// Creates or upgrades the tables (idempotent; PostgreSQL takes a lock,
     /// so instances starting together do not race).
     pub async fn migrate(&self) -> Result<(), DbError> {

@@ -1,4 +1,6 @@
-//! Leadership: a Redis lease with a fencing number.
+//! Leadership: a lease with a fencing number, in Redis ([`redis`]) or
+//! PostgreSQL ([`postgres`]). The Redis lease is described here; the
+//! timing rules below hold for both.
 //!
 //! One key, `<prefix>lock`, holds `<token>:<fence>` with a TTL. The token is
 //! random per process (it is also the instance id sent in message headers);
@@ -35,13 +37,14 @@
 //!
 //!
 //! The lease itself is a port ([`crate::ports::lease::Lease`]); this module
-//! holds its timing rules, the Redis adapter ([`redis`]) and the task that
-//! keeps it ([`keeper`]).
+//! holds its timing rules, the Redis and PostgreSQL adapters and the task
+//! that keeps either ([`keeper`]).
 //!
 //! **Invariant:** a leader stops dispatching at [`must_stop_at`], before
 //! the server could give the lease to anyone else.
 
 pub mod keeper;
+pub mod postgres;
 pub mod redis;
 
 use std::ops::Add;
@@ -49,6 +52,7 @@ use std::time::Duration;
 
 pub use crate::ports::lease::{Lease, LeaseError, Role, Term};
 pub use keeper::run;
+pub use postgres::PgLease;
 pub use redis::RedisLease;
 
 /// Default lease time-to-live.

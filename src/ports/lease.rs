@@ -47,6 +47,12 @@ pub trait Lease: Send + Sync {
     fn describe(&self) -> &str;
 }
 
+/// Splits a lease value `token:fence` (as [`Lease::value`] makes it).
+pub fn split_value(value: &str) -> Option<(&str, u64)> {
+    let (token, fence) = value.rsplit_once(':')?;
+    Some((token, fence.parse().ok()?))
+}
+
 /// A leadership term as the run loop sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Term {
@@ -79,5 +85,18 @@ impl Role {
             Role::Leader(t) if now < t.until => Some(t),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_split_at_the_last_colon() {
+        assert_eq!(split_value("abc:12"), Some(("abc", 12)));
+        assert_eq!(split_value("a:b:3"), Some(("a:b", 3)));
+        assert_eq!(split_value("abc"), None);
+        assert_eq!(split_value("abc:x"), None);
     }
 }

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use super::EntryState;
 use crate::db::{Db, DbError};
 use crate::ports::BoxFuture;
-use crate::ports::store::{StateError, StateStore, States};
+use crate::ports::store::{Loaded, StateError, StateStore, States};
 
 /// Rows per multi-row upsert (9 parameters each, under SQLite's limit).
 const CHUNK: usize = 500;
@@ -56,7 +56,14 @@ fn ts(s: Option<String>) -> Option<Timestamp> {
 pub async fn load(db: &Db) -> Result<BTreeMap<String, EntryState>, DbError> {
     const Q: &str = "SELECT name, cursor_at, last_run, last_sent_at, total_runs, last_error, anchor, timing_key, history FROM metronome_state";
     let rows: Vec<StateRow> = match db {
-        Db::Postgres(p) => sqlx::query_as(Q).fetch_all(p).await?,
+        // In a transaction with an unnamed statement, so it works through
+        // PgBouncer in transaction mode (the fenced store shares this).
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            let rows = sqlx::query_as(Q).persistent(false).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        }
         Db::Sqlite(p) => sqlx::query_as(Q).fetch_all(p).await?,
     };
     Ok(rows
@@ -105,10 +112,11 @@ macro_rules! write_batch {
                 "updated_at = ",
                 $now_sql
             ));
-            q.build().execute(&mut *$tx).await?;
+            q.build().persistent(false).execute(&mut *$tx).await?;
         }
         for name in $deletes {
             sqlx::query("DELETE FROM metronome_state WHERE name = $1")
+                .persistent(false)
                 .bind(name)
                 .execute(&mut *$tx)
                 .await?;
@@ -248,5 +256,105 @@ async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>) {
         for f in flushes.drain(..) {
             let _ = f.send(());
         }
+    }
+}
+
+/// Run state in PostgreSQL shared by instances under a PostgreSQL lease
+/// (`--lock postgres://…`): every write is one transaction that first
+/// locks the lease row `FOR SHARE` where it still holds this leader's
+/// holder and epoch unexpired, and writes nothing otherwise. A successor's
+/// acquisition (an update of that row) waits for such a transaction, so a
+/// write is either committed before the next epoch exists or refused.
+/// Saves are synchronous (a refusal pauses dispatch); statements are
+/// unnamed and inside the transaction, so they work through PgBouncer in
+/// transaction mode.
+pub struct FencedSqlState {
+    pool: sqlx::PgPool,
+    lease_name: String,
+}
+
+/// A fenced write refused: the lease is no longer this leader's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("run state not written: this instance no longer holds the lease")]
+pub struct Deposed;
+
+const FENCE_CHECK: &str = "SELECT 1 FROM metronome_lease WHERE name = $1 AND holder = $2 \
+     AND epoch = $3 AND expires_at > now() FOR SHARE";
+
+impl FencedSqlState {
+    /// `pool`'s database holds both `metronome_state` and the lease row
+    /// `lease_name`.
+    pub fn new(pool: sqlx::PgPool, lease_name: &str) -> FencedSqlState {
+        FencedSqlState {
+            pool,
+            lease_name: lease_name.to_string(),
+        }
+    }
+
+    /// Writes `puts` and deletes `deletes` if the lease still holds
+    /// `holder:epoch`; Ok(false) if it does not (nothing written).
+    pub async fn write(
+        &self,
+        holder: &str,
+        epoch: u64,
+        puts: &[(&String, &EntryState)],
+        deletes: &[&String],
+    ) -> Result<bool, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let held = sqlx::query(FENCE_CHECK)
+            .persistent(false)
+            .bind(&self.lease_name)
+            .bind(holder)
+            .bind(epoch as i64)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !held {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        write_batch!(tx, puts, deletes, "now()");
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StateError {
+    StateError::Unavailable(Box::new(e))
+}
+
+impl StateStore for FencedSqlState {
+    fn describe(&self) -> String {
+        "database (fenced by the lease)".to_string()
+    }
+
+    /// Writes only under `fence` (`token:epoch`), nothing without one.
+    fn save<'a>(
+        &'a self,
+        changed: States<'a>,
+        removed: &'a [String],
+        fence: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            let Some(v) = fence else { return Ok(()) };
+            let (holder, epoch) = crate::ports::lease::split_value(v).ok_or(Deposed).map_err(unavailable)?;
+            let names: Vec<String> = changed.iter().map(|(n, _)| n.to_string()).collect();
+            let puts: Vec<(&String, &EntryState)> = names.iter().zip(changed.iter().map(|(_, s)| *s)).collect();
+            let deletes: Vec<&String> = removed.iter().collect();
+            match self.write(holder, epoch, &puts, &deletes).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(unavailable(Deposed)),
+                Err(e) => Err(unavailable(e)),
+            }
+        })
+    }
+
+    /// What the previous leader committed.
+    fn reload(&self) -> BoxFuture<'_, Result<Option<Loaded>, StateError>> {
+        Box::pin(async move { load(&Db::Postgres(self.pool.clone())).await.map(Some).map_err(unavailable) })
+    }
+
+    fn close<'a>(&'a self, _all: States<'a>) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async { Ok(()) })
     }
 }

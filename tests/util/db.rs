@@ -91,3 +91,68 @@ pub fn sqlite_url(dir: &Path) -> String {
 pub fn migrate(url: &str) {
     run_ok(metronome().args(["migrate", "--database", url]));
 }
+
+/// A PgBouncer of the test's own in transaction pooling mode, in front of
+/// the shared PostgreSQL, on a free port (its ini in a temp dir); killed on
+/// drop. `None` if `pgbouncer` is not installed (`.ci/run` installs it).
+pub struct PgBouncer {
+    pub port: u16,
+    _guard: super::process::Guard,
+    _dir: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    pub fn start() -> Option<PgBouncer> {
+        let bin = std::path::Path::new("/usr/sbin/pgbouncer");
+        if !bin.exists() {
+            eprintln!("pgbouncer not installed; skipping (apt-get install pgbouncer)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::port::free_port();
+        let d = dir.path();
+        let ini = format!(
+            "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n\
+             listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+             auth_type = trust\nauth_file = {users}\npool_mode = transaction\n\
+             default_pool_size = 2\nmax_client_conn = 200\n\
+             ignore_startup_parameters = extra_float_digits,options\n\
+             logfile = {log}\npidfile = {pid}\n",
+            users = d.join("users.txt").display(),
+            log = d.join("pgbouncer.log").display(),
+            pid = d.join("pgbouncer.pid").display(),
+        );
+        std::fs::write(d.join("users.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(d.join("pgbouncer.ini"), ini).unwrap();
+        // pgbouncer refuses to run as root; it switches to `postgres`.
+        let _ = std::fs::set_permissions(
+            d,
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        );
+        let mut cmd = std::process::Command::new(bin);
+        if nix_is_root() {
+            cmd.args(["-u", "postgres"]);
+        }
+        cmd.arg(d.join("pgbouncer.ini"));
+        let guard = super::process::Guard::spawn(&mut cmd, "pgbouncer");
+        super::port::wait_listening(port, "pgbouncer");
+        Some(PgBouncer {
+            port,
+            _guard: guard,
+            _dir: dir,
+        })
+    }
+
+    /// `db`'s URL through this PgBouncer.
+    pub fn url(&self, db: &Pg) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, db.name)
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
