@@ -60,7 +60,10 @@ async fn lease_cycle(url: &str) {
     assert!(!b.check(&b.value(fa)).await.unwrap());
     assert!(a.renew(fa).await.unwrap());
     assert!(!b.renew(fa).await.unwrap(), "another token cannot renew");
-    assert!(!a.renew(fa + 1).await.unwrap(), "another epoch cannot renew");
+    assert!(
+        !a.renew(fa + 1).await.unwrap(),
+        "another epoch cannot renew"
+    );
 
     let store_a = FencedSqlState::new(a.pool().clone(), a.name());
     let store_b = FencedSqlState::new(b.pool().clone(), b.name());
@@ -74,7 +77,11 @@ async fn lease_cycle(url: &str) {
     assert!(a.release(fa).await.unwrap());
     assert!(!a.release(fa).await.unwrap(), "released twice");
     assert_eq!(a.holder().await.unwrap(), None);
-    let fb = b.try_acquire().await.unwrap().expect("released lease taken");
+    let fb = b
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("released lease taken");
     assert_eq!(fb, 2, "every acquisition takes a larger epoch");
     let e = save(&store_a, 5, Some(&a.value(fa))).await.unwrap_err();
     assert!(e.to_string().contains("no longer holds the lease"), "{e}");
@@ -104,13 +111,24 @@ async fn expired_lease_is_stolen_and_the_deposed_writer_refused() {
     // The expiry is the database's clock: wait it out there.
     db.exec("SELECT pg_sleep(1.2)").await;
     assert_eq!(a.holder().await.unwrap(), None, "expired by now()");
-    let fb = b.try_acquire().await.unwrap().expect("expired lease stolen");
+    let fb = b
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("expired lease stolen");
     assert_eq!(fb, fa + 1);
-    assert!(!a.renew(fa).await.unwrap(), "the deposed leader cannot renew");
+    assert!(
+        !a.renew(fa).await.unwrap(),
+        "the deposed leader cannot renew"
+    );
     assert!(!a.release(fa).await.unwrap());
     let store = FencedSqlState::new(a.pool().clone(), a.name());
     assert!(save(&store, 7, Some(&a.value(fa))).await.is_err());
-    assert_eq!(saved_runs(&store).await, None, "nothing of the deposed writer");
+    assert_eq!(
+        saved_runs(&store).await,
+        None,
+        "nothing of the deposed writer"
+    );
     assert!(b.check(&b.value(fb)).await.unwrap());
 }
 
@@ -155,7 +173,9 @@ async fn through_pgbouncer_in_transaction_mode() {
         let (owner, next) = (&ls[round % 4], &ls[(round + 1) % 4]);
         assert_eq!(next.try_acquire().await.unwrap(), None, "held");
         let store = FencedSqlState::new(owner.pool().clone(), owner.name());
-        save(&store, round as u64, Some(&owner.value(f))).await.unwrap();
+        save(&store, round as u64, Some(&owner.value(f)))
+            .await
+            .unwrap();
         assert!(owner.release(f).await.unwrap());
         let nf = next.try_acquire().await.unwrap().expect("free lease");
         assert_eq!(nf, f + 1);

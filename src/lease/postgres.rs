@@ -178,7 +178,9 @@ impl PgLease {
     /// Runs `sql` (one simple-protocol statement); the rows it changed.
     async fn exec(&self, sql: String) -> Result<u64, sqlx::Error> {
         self.ensure_table().await?;
-        let r = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&self.pool).await?;
+        let r = sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected())
     }
 
@@ -265,7 +267,9 @@ mod tests {
         let a = acquire_sql("p:", "tok", 2000);
         assert!(a.contains("VALUES ('p:', 'tok', 1, now() + 2000 * interval '1 millisecond')"));
         assert!(a.contains("epoch = l.epoch + 1"));
-        assert!(a.contains("l.holder IS NULL OR l.expires_at <= now() OR l.holder = excluded.holder"));
+        assert!(
+            a.contains("l.holder IS NULL OR l.expires_at <= now() OR l.holder = excluded.holder")
+        );
         assert!(a.ends_with("RETURNING epoch"));
         let cond = "name = 'p:' AND holder = 'tok' AND epoch = 7 AND expires_at > now()";
         assert!(renew_sql("p:", "tok", 7, 2000).ends_with(cond));

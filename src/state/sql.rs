@@ -60,7 +60,10 @@ pub async fn load(db: &Db) -> Result<BTreeMap<String, EntryState>, DbError> {
         // PgBouncer in transaction mode (the fenced store shares this).
         Db::Postgres(p) => {
             let mut tx = p.begin().await?;
-            let rows = sqlx::query_as(Q).persistent(false).fetch_all(&mut *tx).await?;
+            let rows = sqlx::query_as(Q)
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
             tx.commit().await?;
             rows
         }
@@ -337,9 +340,12 @@ impl StateStore for FencedSqlState {
     ) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             let Some(v) = fence else { return Ok(()) };
-            let (holder, epoch) = crate::ports::lease::split_value(v).ok_or(Deposed).map_err(unavailable)?;
+            let (holder, epoch) = crate::ports::lease::split_value(v)
+                .ok_or(Deposed)
+                .map_err(unavailable)?;
             let names: Vec<String> = changed.iter().map(|(n, _)| n.to_string()).collect();
-            let puts: Vec<(&String, &EntryState)> = names.iter().zip(changed.iter().map(|(_, s)| *s)).collect();
+            let puts: Vec<(&String, &EntryState)> =
+                names.iter().zip(changed.iter().map(|(_, s)| *s)).collect();
             let deletes: Vec<&String> = removed.iter().collect();
             match self.write(holder, epoch, &puts, &deletes).await {
                 Ok(true) => Ok(()),
@@ -351,7 +357,12 @@ impl StateStore for FencedSqlState {
 
     /// What the previous leader committed.
     fn reload(&self) -> BoxFuture<'_, Result<Option<Loaded>, StateError>> {
-        Box::pin(async move { load(&Db::Postgres(self.pool.clone())).await.map(Some).map_err(unavailable) })
+        Box::pin(async move {
+            load(&Db::Postgres(self.pool.clone()))
+                .await
+                .map(Some)
+                .map_err(unavailable)
+        })
     }
 
     fn close<'a>(&'a self, _all: States<'a>) -> BoxFuture<'a, Result<(), StateError>> {

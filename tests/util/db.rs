@@ -125,10 +125,7 @@ impl PgBouncer {
         std::fs::write(d.join("users.txt"), "\"postgres\" \"\"\n").unwrap();
         std::fs::write(d.join("pgbouncer.ini"), ini).unwrap();
         // pgbouncer refuses to run as root; it switches to `postgres`.
-        let _ = std::fs::set_permissions(
-            d,
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        );
+        let _ = std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777));
         let mut cmd = std::process::Command::new(bin);
         if nix_is_root() {
             cmd.args(["-u", "postgres"]);
