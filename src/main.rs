@@ -89,7 +89,7 @@ enum Command {
     /// django-celery-beat's tables; lists what cannot be converted and
     /// exits 1 (unless --skip-unsupported).
     Import(ImportArgs),
-    /// Probe a running instance over loopback: exit 0 if `/healthz` (or
+    /// Probe a running instance over loopback: exit 0 if `/livez` (or
     /// `/readyz` with --ready) answers 200, else 1. For container health checks.
     Healthcheck(HealthArgs),
 }
@@ -117,7 +117,7 @@ struct HealthArgs {
         default_value = "127.0.0.1:8080"
     )]
     http: String,
-    /// Probe readiness (`/readyz`) instead of liveness (`/healthz`).
+    /// Probe readiness (`/readyz`) instead of liveness (`/livez`).
     #[arg(long)]
     ready: bool,
     /// Seconds to wait for connect, send and answer, each.

@@ -14,15 +14,15 @@ use crate::util::celery::{
     scenario_expired, scenario_priorities, scenario_roundtrip,
 };
 use crate::util::process::Metronome;
-use crate::util::redis::{RedisServer, llen, lrange, redis_base, redis_conn};
+use crate::util::redis::{RedisServer, llen, lrange, redis_conn, redis_url, redis_url_with};
 use crate::util::unique;
 
 /// A target on the shared test Redis, isolated by a kombu key prefix.
 fn target(what: &str) -> Target {
     let prefix = format!("{}:", unique(what));
     Target {
-        url: format!("{}/0?global_keyprefix={prefix}", redis_base()),
-        worker_url: format!("{}/0", redis_base()),
+        url: redis_url_with(&format!("global_keyprefix={prefix}")),
+        worker_url: redis_url(),
         key_prefix: Some(prefix),
         max_priority: None,
     }
@@ -89,15 +89,22 @@ async fn writes_kombu_keys() {
             .unwrap();
         assert_eq!(members, vec!["reports\x06\x16\x06\x16reports".to_string()]);
     }
-    let keys: Vec<String> = q(&["KEYS", &format!("{prefix}*")])
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let mut del = redis::cmd("DEL");
-    for k in &keys {
-        del.arg(k);
-    }
-    let _: i64 = del.query_async(&mut c).await.unwrap();
+    // Dropping the target deletes every key under its prefix, bindings too.
+    let count = || {
+        let keys = q(&["KEYS", &format!("{prefix}*")]);
+        let mut c = redis::Client::open(redis_url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        keys.query::<Vec<String>>(&mut c).unwrap().len()
+    };
+    assert_eq!(
+        count(),
+        6,
+        "2 lists (reports at priority 9, celery) and 2 binding sets per queue"
+    );
+    drop(t);
+    assert_eq!(count(), 0, "keys left behind");
 }
 
 /// Redis is SIGKILLed and restarted while `metronome run` dispatches an

@@ -18,11 +18,11 @@ use tokio::sync::watch::{self, Receiver};
 use tokio::task::JoinHandle;
 
 use crate::util::celery::{entries, message};
-use crate::util::redis::{RedisServer, redis_base, redis_conn};
+use crate::util::redis::{RedisServer, delete_prefixed, redis_conn, redis_url, redis_url_with};
 use crate::util::unique;
 
 fn url() -> String {
-    format!("{}/0", redis_base())
+    redis_url()
 }
 
 fn store() -> Arc<RedisLink> {
@@ -240,7 +240,7 @@ async fn fenced_publish_pushes_and_records_or_does_nothing() {
     let states: Vec<(&str, String)> = (0..msgs.len())
         .map(|i| ("tick", format!("{{\"total_runs\":{}}}", i + 1)))
         .collect();
-    let mut b = RedisBroker::new(&format!("{}?global_keyprefix={prefix}", url())).unwrap();
+    let mut b = RedisBroker::new(&redis_url_with(&format!("global_keyprefix={prefix}"))).unwrap();
     let value = a.value(fa);
     let fence = Fence {
         lease_key: &k.lock,
@@ -267,14 +267,8 @@ async fn fenced_publish_pushes_and_records_or_does_nothing() {
         2500,
         "nothing pushed"
     );
-    let mut c = redis_conn().await;
-    let _: i64 = redis::cmd("DEL")
-        .arg(format!("{prefix}celery"))
-        .arg(format!("{prefix}_kombu.binding.celery"))
-        .arg(format!("{prefix}_kombu.binding_permanent.celery"))
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    // The queue and kombu's binding sets.
+    assert_eq!(delete_prefixed(&prefix), 3);
     cleanup(&k).await;
 }
 

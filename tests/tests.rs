@@ -12,6 +12,7 @@ mod chaos;
 mod cli;
 mod core;
 mod database;
+mod deploy;
 mod importer;
 mod layout;
 mod lease;

@@ -14,7 +14,7 @@ use crate::HealthArgs;
 /// `metronome healthcheck`: exit 0 if the probed endpoint answers 200.
 pub fn healthcheck(a: &HealthArgs) -> anyhow::Result<ExitCode> {
     use metronome::healthcheck;
-    let path = if a.ready { "/readyz" } else { "/healthz" };
+    let path = if a.ready { "/readyz" } else { "/livez" };
     let timeout = std::time::Duration::try_from_secs_f64(a.timeout)
         .context("--timeout: expected a positive number of seconds")?;
     let addr = healthcheck::probe_addr(&a.http)?;

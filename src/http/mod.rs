@@ -120,6 +120,7 @@ impl utoipa::Modify for BearerAuth {
 /// The router with every route and the OpenAPI document.
 pub fn router(state: Shared) -> axum::Router {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(livez))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
@@ -169,8 +170,16 @@ pub async fn serve(
         .await
 }
 
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is alive", body = String)))]
+/// Liveness, for a liveness probe: 200 while the process serves HTTP.
+/// Nothing outside the process (broker, database, lease) affects it, so a
+/// restart is never asked for what a restart cannot fix.
+#[utoipa::path(get, path = "/livez", responses((status = 200, description = "The process is alive", body = String)))]
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// Liveness, as `/livez` (kept for existing probes).
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is alive (as /livez)", body = String)))]
 async fn healthz() -> &'static str {
     "ok\n"
 }

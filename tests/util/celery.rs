@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 
 use super::process::{Guard, Metronome};
 use super::python::celery;
-use super::redis::{lrange, redis_base, redis_conn};
+use super::redis::{delete_prefixed, lrange, redis_conn, redis_url};
 use super::{PATIENCE, repo, unique};
 
 /// A Celery worker subprocess; SIGKILLed on drop.
@@ -52,7 +52,7 @@ impl Worker {
             .arg("-n")
             .arg(format!("{}@%h", unique("w")))
             .env("METRONOME_TEST_BROKER", c.broker)
-            .env("METRONOME_TEST_RECORD_URL", format!("{}/0", redis_base()))
+            .env("METRONOME_TEST_RECORD_URL", redis_url())
             .env("METRONOME_TEST_RECORD_KEY", c.record_key)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())
@@ -79,7 +79,7 @@ impl Worker {
 
 /// The rows the test tasks pushed to `key`.
 pub async fn records(key: &str) -> Vec<Json> {
-    lrange(&format!("{}/0", redis_base()), key)
+    lrange(&redis_url(), key)
         .await
         .iter()
         .map(|r| serde_json::from_str(r).unwrap())
@@ -160,6 +160,16 @@ pub struct Target {
     pub worker_url: String,
     pub key_prefix: Option<String>,
     pub max_priority: Option<u8>,
+}
+
+/// A Redis target deletes every key under its prefix when dropped, the
+/// worker's `_kombu.binding*` sets included, whether the test passed or not.
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(p) = &self.key_prefix {
+            delete_prefixed(p);
+        }
+    }
 }
 
 impl Target {

@@ -40,7 +40,13 @@ pub fn have_python(what: &str) -> bool {
 /// `.ci/celery-venv.sh` if needed. `None` (with a loud message) only when
 /// Python is missing entirely and CI is not set; any other failure panics.
 pub fn celery() -> Option<PathBuf> {
-    if !have_python("Celery end-to-end test") {
+    venv_bin("celery", "Celery end-to-end test")
+}
+
+/// The venv's executable `name` (`python`, `kubernetes-validate`, …), as
+/// [`celery`] for `what`.
+pub fn venv_bin(name: &str, what: &str) -> Option<PathBuf> {
+    if !have_python(what) {
         return None;
     }
     let venv = repo().join(".venv-celery");
@@ -54,5 +60,5 @@ pub fn celery() -> Option<PathBuf> {
             .arg(&venv),
     );
     drop(lock);
-    Some(venv.join("bin/celery"))
+    Some(venv.join("bin").join(name))
 }

@@ -9,19 +9,68 @@ use std::process::Command;
 use super::port::{free_port, wait_listening};
 use super::process::Guard;
 
-/// The shared test Redis (`METRONOME_TEST_REDIS`, default
-/// `redis://127.0.0.1:6379`), without a database number.
-pub fn redis_base() -> String {
-    std::env::var("METRONOME_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+/// The shared test Redis, host, port and database: `METRONOME_TEST_REDIS_URL`
+/// (default `redis://127.0.0.1:6379`, database 0 by Redis's default). Every
+/// suite reaches the shared server through this; none names a database.
+pub fn redis_url() -> String {
+    std::env::var("METRONOME_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
 }
 
-/// A plain connection to the shared test Redis (DB 0).
+/// [`redis_url`] with `query` (`k=v&…`) added.
+pub fn redis_url_with(query: &str) -> String {
+    let url = redis_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{query}")
+}
+
+/// A connection to the shared test Redis.
 pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("{}/0", redis_base()))
+    redis::Client::open(redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .expect("test Redis reachable")
+}
+
+/// Deletes every key of the shared test Redis that starts with `prefix`
+/// (kombu's `_kombu.binding*` sets under a `global_keyprefix` included);
+/// returns how many there were. Blocking, so it can run in a `Drop`.
+pub fn delete_prefixed(prefix: &str) -> usize {
+    let Ok(mut c) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) else {
+        return 0;
+    };
+    let pattern = format!("{}*", glob_escape(prefix));
+    let keys: Vec<String> = match redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("MATCH")
+        .arg(&pattern)
+        .arg("COUNT")
+        .arg(1000)
+        .clone()
+        .iter(&mut c)
+    {
+        Ok(iter) => iter.filter_map(Result::ok).collect(),
+        Err(_) => return 0,
+    };
+    for chunk in keys.chunks(500) {
+        let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query(&mut c);
+    }
+    keys.len()
+}
+
+/// `s` with Redis glob characters escaped.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// `LLEN key` at `url`; `None` while the server cannot be reached.
