@@ -36,30 +36,47 @@ fn broken(dir: &tempfile::TempDir, file: &str, from: &str, to: &str) -> std::pat
     p
 }
 
+/// `check` passes `file` as it is and refuses each broken copy (`from`
+/// replaced by `to`) with output containing `says`.
+fn passes_and_refuses(
+    check: impl Fn(&Path) -> (bool, String),
+    file: &str,
+    broken_copies: &[(&str, &str, &str)],
+) {
+    let (ok, out) = check(&repo().join(file));
+    assert!(ok, "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to, says) in broken_copies {
+        let (ok, out) = check(&broken(&dir, file, from, to));
+        assert!(
+            !ok && out.contains(says),
+            "{from:?} -> {to:?} passed: {out}"
+        );
+    }
+}
+
 #[test]
 fn kubernetes_manifests_validate_against_the_openapi_schemas() {
     let Some(validate) = venv_bin("kubernetes-validate", "manifest validation") else {
         return;
     };
     let strict = ["--strict", "--quiet"];
-    let (ok, out) = run(&validate, &strict, &repo().join(MANIFEST));
-    assert!(ok, "{out}");
-    let dir = tempfile::tempdir().unwrap();
-    for (from, to, says) in [
-        (
-            "imagePullPolicy:",
-            "imagePullPolcy:",
-            "'imagePullPolcy' was unexpected",
-        ),
-        (
-            "replicas: 2",
-            "replicas: two",
-            "'two' is not of type 'integer'",
-        ),
-    ] {
-        let (ok, out) = run(&validate, &strict, &broken(&dir, MANIFEST, from, to));
-        assert!(!ok && out.contains(says), "{from} -> {to} passed: {out}");
-    }
+    passes_and_refuses(
+        |f| run(&validate, &strict, f),
+        MANIFEST,
+        &[
+            (
+                "imagePullPolicy:",
+                "imagePullPolcy:",
+                "'imagePullPolcy' was unexpected",
+            ),
+            (
+                "replicas: 2",
+                "replicas: two",
+                "'two' is not of type 'integer'",
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -72,42 +89,37 @@ fn the_pod_is_restricted_its_probes_split_and_its_pdb_lets_drains_through() {
         let check = check.display().to_string();
         run(&python, &[&check, "kubernetes"], file)
     };
-    let (ok, out) = kube(&repo().join(MANIFEST));
-    assert!(ok, "{out}");
-    let dir = tempfile::tempdir().unwrap();
-    for (from, to, says) in [
-        (
-            "seccompProfile: {type: RuntimeDefault}",
-            "seccompProfile: {type: Unconfined}",
-            "seccompProfile must be RuntimeDefault",
-        ),
-        (
-            "unhealthyPodEvictionPolicy: AlwaysAllow",
-            "unhealthyPodEvictionPolicy: IfHealthyBudget",
-            "AlwaysAllow",
-        ),
-        (
-            "path: /livez, port: http}\n            periodSeconds: 10",
-            "path: /readyz, port: http}\n            periodSeconds: 10",
-            "liveness on /livez",
-        ),
-        (
-            "imagePullPolicy: IfNotPresent",
-            "imagePullPolicy: Sometimes",
-            "imagePullPolicy",
-        ),
-        (
-            "allowPrivilegeEscalation: false",
-            "allowPrivilegeEscalation: true",
-            "allowPrivilegeEscalation",
-        ),
-    ] {
-        let (ok, out) = kube(&broken(&dir, MANIFEST, from, to));
-        assert!(
-            !ok && out.contains(says),
-            "{from:?} -> {to:?} passed: {out}"
-        );
-    }
+    passes_and_refuses(
+        kube,
+        MANIFEST,
+        &[
+            (
+                "seccompProfile: {type: RuntimeDefault}",
+                "seccompProfile: {type: Unconfined}",
+                "seccompProfile must be RuntimeDefault",
+            ),
+            (
+                "unhealthyPodEvictionPolicy: AlwaysAllow",
+                "unhealthyPodEvictionPolicy: IfHealthyBudget",
+                "AlwaysAllow",
+            ),
+            (
+                "path: /livez, port: http}\n            periodSeconds: 10",
+                "path: /readyz, port: http}\n            periodSeconds: 10",
+                "liveness on /livez",
+            ),
+            (
+                "imagePullPolicy: IfNotPresent",
+                "imagePullPolicy: Sometimes",
+                "imagePullPolicy",
+            ),
+            (
+                "allowPrivilegeEscalation: false",
+                "allowPrivilegeEscalation: true",
+                "allowPrivilegeEscalation",
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -117,25 +129,20 @@ fn compose_shares_the_broker_db_publishes_ports_and_builds_the_worker() {
     };
     let check = repo().join("tests/deploy/check.py").display().to_string();
     let compose = |file: &Path| run(&python, &[&check, "compose"], file);
-    let (ok, out) = compose(&repo().join(COMPOSE));
-    assert!(ok, "{out}");
-    let dir = tempfile::tempdir().unwrap();
-    for (from, to, says) in [
-        (
-            "METRONOME_LOCK_URL: redis://redis:6379/0",
-            "METRONOME_LOCK_URL: redis://redis:6379/1",
-            "same Redis",
-        ),
-        (
-            "build: ./celery",
-            "image: python:3.12-slim\n    command: pip install celery",
-            "built",
-        ),
-    ] {
-        let (ok, out) = compose(&broken(&dir, COMPOSE, from, to));
-        assert!(
-            !ok && out.contains(says),
-            "{from:?} -> {to:?} passed: {out}"
-        );
-    }
+    passes_and_refuses(
+        compose,
+        COMPOSE,
+        &[
+            (
+                "METRONOME_LOCK_URL: redis://redis:6379/0",
+                "METRONOME_LOCK_URL: redis://redis:6379/1",
+                "same Redis",
+            ),
+            (
+                "build: ./celery",
+                "image: python:3.12-slim\n    command: pip install celery",
+                "built",
+            ),
+        ],
+    );
 }
