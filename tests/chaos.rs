@@ -1,7 +1,11 @@
-//! Chaos: three `metronome run` instances share a lease on a redis-server of
-//! the test's own (so `CLIENT PAUSE` disturbs no one else). The leader is
-//! SIGKILLed three times, SIGTERMed once, and Redis is paused for 3 s.
-//! Afterwards everything that reached the broker is read back and checked:
+//! Chaos: three `metronome run` instances share a lease. The leader is
+//! SIGKILLed three times, SIGTERMed once, and its lease store is disturbed
+//! once. Two stacks: Redis as lease and broker (a redis-server of the
+//! test's own, so `CLIENT PAUSE` for 3 s disturbs no one else), and a
+//! PostgreSQL lease (a database of its own; the leader's backend is
+//! terminated) with RabbitMQ (a vhost of its own), directly and through a
+//! PgBouncer in transaction mode. Afterwards everything that reached the
+//! broker is read back and checked:
 //!
 //! - no (entry, scheduled time) was published twice;
 //! - every slot missing from an entry's sequence lies inside a disruption
@@ -21,10 +25,13 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value as Json;
 
 use crate::util::PATIENCE;
+use crate::util::amqp::{Vhost, drain_headers};
+use crate::util::db::{Pg, PgBouncer};
 use crate::util::http::get_blocking;
 use crate::util::port::free_port;
 use crate::util::process::{Metronome, metronome};
 use crate::util::redis::RedisServer;
+use metronome::redact::mask_url;
 
 const TTL: &str = "2s";
 const EVERY: usize = 20;
@@ -38,7 +45,7 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(url: &str, schedule: &Path) -> Instance {
+    fn start(lock: &str, broker: &str, schedule: &Path) -> Instance {
         let port = free_port();
         let mut cmd = metronome();
         cmd.args([
@@ -46,9 +53,9 @@ impl Instance {
             "json",
             "run",
             "--lock",
-            url,
+            lock,
             "--broker",
-            url,
+            broker,
         ])
         .args(["--lock-ttl", TTL, "--http", &format!("127.0.0.1:{port}")])
         .arg("--schedule")
@@ -66,6 +73,13 @@ impl Instance {
         let host = format!("127.0.0.1:{}", self.port);
         let (_, j) = get_blocking(&host, "/readyz", Duration::from_millis(500))?;
         Some((j["role"].as_str()?.to_string(), j["fence"].as_u64()))
+    }
+
+    /// The instance id (the lease token) from /readyz.
+    fn token(&self) -> String {
+        let host = format!("127.0.0.1:{}", self.port);
+        let (_, j) = get_blocking(&host, "/readyz", Duration::from_millis(500)).expect("readyz");
+        j["instance"].as_str().expect("instance id").to_string()
     }
 
     fn signal(&mut self, sig: &str) {
@@ -103,10 +117,105 @@ struct Disruption {
     new_fence: u64,
 }
 
+/// What a chaos run runs on.
+struct Stack<'a> {
+    lock: String,
+    broker: String,
+    /// The fifth disruption, done to the lease store while `Instance`
+    /// leads: its name and how.
+    stall: (&'static str, &'a dyn Fn(&Instance)),
+    /// The headers of every message that reached the broker.
+    published: &'a dyn Fn() -> Vec<Json>,
+}
+
 #[test]
 fn failover_loses_and_duplicates_nothing() {
     let redis = RedisServer::start();
     let url = redis.url();
+    let stall = |_: &Instance| {
+        // Redis stalls for 3 s: the leader cannot renew and stands down;
+        // after the pause some instance leads again.
+        redis.cmd(&["CLIENT", "PAUSE", "3000", "ALL"]);
+        std::thread::sleep(Duration::from_millis(3_000));
+    };
+    let published = || {
+        let rows = match redis.cmd(&["LRANGE", "celery", "0", "-1"]) {
+            redis::Value::Array(v) => v,
+            other => panic!("{other:?}"),
+        };
+        rows.iter()
+            .map(|r| {
+                let redis::Value::BulkString(b) = r else {
+                    panic!("{r:?}")
+                };
+                serde_json::from_slice::<Json>(b).unwrap()["headers"].clone()
+            })
+            .collect()
+    };
+    chaos(&Stack {
+        lock: url.clone(),
+        broker: url,
+        stall: ("CLIENT PAUSE 3000", &stall),
+        published: &published,
+    });
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// The PostgreSQL-lease stack on `lock` (the database `db`, directly or
+/// through a pooler), RabbitMQ in a vhost of its own; `all_backends`
+/// terminates every backend of the database instead of the leader's only
+/// (behind a pooler, backends serve whoever comes).
+fn postgres_and_rabbitmq(db: &Pg, lock: String, all_backends: bool) {
+    let vh = Vhost::new("chaos");
+    let stall = |leader: &Instance| {
+        let only = if all_backends {
+            String::new()
+        } else {
+            format!(
+                " AND application_name = 'metronome lease {}'",
+                leader.token()
+            )
+        };
+        block_on(db.admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$DB'{only}"
+        )));
+        std::thread::sleep(Duration::from_millis(1_000));
+    };
+    let published = || block_on(drain_headers(&vh.url(""), "celery"));
+    chaos(&Stack {
+        lock,
+        broker: vh.url(""),
+        stall: ("pg_terminate_backend", &stall),
+        published: &published,
+    });
+}
+
+#[test]
+fn failover_with_a_postgres_lease_and_rabbitmq() {
+    let db = block_on(Pg::new());
+    let url = db.url.clone();
+    postgres_and_rabbitmq(&db, url, false);
+}
+
+#[test]
+fn failover_with_a_postgres_lease_through_pgbouncer() {
+    let Some(bouncer) = PgBouncer::start() else {
+        return;
+    };
+    let db = block_on(Pg::new());
+    // The migrator's session lock cannot pass a transaction pooler.
+    crate::util::db::migrate(&db.url);
+    postgres_and_rabbitmq(&db, bouncer.url(&db), true);
+}
+
+fn chaos(stack: &Stack) {
     let dir = tempfile::tempdir().unwrap();
     let schedule = dir.path().join("schedule.yaml");
     let mut yaml = String::from("schedules:\n");
@@ -121,7 +230,7 @@ fn failover_loses_and_duplicates_nothing() {
     }
     std::fs::write(&schedule, yaml).unwrap();
     let spawn = |instances: &mut Vec<Instance>| {
-        instances.push(Instance::start(&url, &schedule));
+        instances.push(Instance::start(&stack.lock, &stack.broker, &schedule));
     };
     let mut instances = Vec::new();
     for _ in 0..3 {
@@ -158,15 +267,13 @@ fn failover_loses_and_duplicates_nothing() {
         spawn(&mut instances);
         std::thread::sleep(Duration::from_secs(3));
     }
-    // Redis stalls for 3 s: the leader cannot renew and stands down; after
-    // the pause some instance leads again.
+    let (leader, _) = wait_leader(&instances, None);
     let at = Timestamp::now();
     let t0 = Instant::now();
-    redis.cmd(&["CLIENT", "PAUSE", "3000", "ALL"]);
-    std::thread::sleep(Duration::from_millis(3_000));
+    (stack.stall.1)(&instances[leader]);
     let (_, nf) = wait_leader(&instances, None);
     disruptions.push(Disruption {
-        kind: "CLIENT PAUSE 3000",
+        kind: stack.stall.0,
         at,
         recovered: Timestamp::now(),
         takeover: t0.elapsed(),
@@ -186,19 +293,11 @@ fn failover_loses_and_duplicates_nothing() {
     assert!(instances[leader].m.wait().success());
 
     // Everything that reached the broker.
-    let rows = match redis.cmd(&["LRANGE", "celery", "0", "-1"]) {
-        redis::Value::Array(v) => v,
-        other => panic!("{other:?}"),
-    };
+    let rows = (stack.published)();
     let mut seen: HashSet<(String, Timestamp)> = HashSet::new();
     let mut dups = Vec::new();
     let mut by_entry: BTreeMap<String, Vec<(Timestamp, u64)>> = BTreeMap::new();
-    for r in &rows {
-        let redis::Value::BulkString(b) = r else {
-            panic!("{r:?}")
-        };
-        let env: Json = serde_json::from_slice(b).unwrap();
-        let h = &env["headers"];
+    for h in &rows {
         let name = h["periodic_task_name"].as_str().unwrap().to_string();
         let at: Timestamp = h["scheduled_at"].as_str().unwrap().parse().unwrap();
         let f = h["metronome_fence"].as_u64().expect("fence header");
@@ -277,7 +376,10 @@ fn failover_loses_and_duplicates_nothing() {
     }
 
     let total: usize = by_entry.values().map(Vec::len).sum();
-    println!("chaos: {total} runs published, 0 duplicated, 0 lost outside handovers");
+    println!(
+        "chaos ({}): {total} runs published, 0 duplicated, 0 lost outside handovers",
+        mask_url(&stack.lock)
+    );
     for d in &disruptions {
         println!(
             "chaos: {:<18} takeover {:>5} ms (new fence {})",

@@ -130,9 +130,12 @@ impl PgLease {
         if name.contains('\0') {
             return Err(bad("the state prefix contains NUL".into()));
         }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        // The token names the connections, so an operator (or a test) can
+        // tell which instance a backend serves.
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| bad(e.to_string()))?
-            .application_name("metronome lease");
+            .application_name(&format!("metronome lease {token}"));
         let pool = PgPoolOptions::new()
             .max_connections(3)
             .acquire_timeout(config.op_timeout().max(Duration::from_millis(500)))
@@ -144,7 +147,7 @@ impl PgLease {
         Ok(PgLease {
             pool,
             name: name.to_string(),
-            token: uuid::Uuid::new_v4().simple().to_string(),
+            token,
             config,
             masked,
             created: tokio::sync::OnceCell::new(),

@@ -133,3 +133,42 @@ impl Drop for Vhost {
             .output();
     }
 }
+
+/// The headers of every message in `queue` at `url`, as JSON, taking them
+/// off the queue (strings, integers, booleans and null; other types as
+/// their debug text).
+pub async fn drain_headers(url: &str, queue: &str) -> Vec<serde_json::Value> {
+    use lapin::options::BasicGetOptions;
+    use lapin::types::AMQPValue;
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .expect("connect to RabbitMQ");
+    let ch = conn.create_channel().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        let mut h = serde_json::Map::new();
+        if let Some(t) = m.delivery.properties.headers() {
+            for (k, v) in t.inner() {
+                let j = match v {
+                    AMQPValue::LongString(s) => {
+                        String::from_utf8_lossy(s.as_bytes()).into_owned().into()
+                    }
+                    AMQPValue::ShortString(s) => s.as_str().into(),
+                    AMQPValue::LongInt(i) => (*i).into(),
+                    AMQPValue::LongLongInt(i) => (*i).into(),
+                    AMQPValue::Boolean(b) => (*b).into(),
+                    AMQPValue::Void => serde_json::Value::Null,
+                    other => format!("{other:?}").into(),
+                };
+                h.insert(k.to_string(), j);
+            }
+        }
+        out.push(h.into());
+    }
+    let _ = conn.close(0, "done".into()).await;
+    out
+}
