@@ -145,6 +145,29 @@ enum ImportSource {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// RedBeat's entries: the `<prefix>:schedule` set and each entry's hash.
+    Redbeat {
+        /// The Redis RedBeat uses (its redbeat_redis_url).
+        #[arg(long)]
+        redis: String,
+        /// RedBeat's redbeat_key_prefix.
+        #[arg(long, default_value = "redbeat:")]
+        key_prefix: String,
+        /// The Celery app's timezone, in which RedBeat's crontabs run (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// django-celery-beat's tables: postgres://, mysql:// (MariaDB too) or sqlite://.
+    #[command(name = "django-celery-beat")]
+    DjangoCeleryBeat {
+        /// The Django database (read only).
+        #[arg(long)]
+        database: String,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
 }
 
 #[derive(clap::Args)]

@@ -13,6 +13,7 @@ mod cli;
 mod core;
 mod database;
 mod deploy;
+mod import_stores;
 mod importer;
 mod layout;
 mod lease;

@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};
 
+use metronome::db::django::DjangoDb;
 use metronome::importer::{self, Import, writer};
 use metronome::source::yaml;
 
@@ -21,8 +22,36 @@ use crate::{ImportArgs, ImportSource, OutputArgs};
 pub fn import(a: &ImportArgs) -> anyhow::Result<ExitCode> {
     let (import, label) = match &a.source {
         ImportSource::Celery { app, python, out } => (celery(app, python.as_deref())?, out),
+        ImportSource::Redbeat {
+            redis,
+            key_prefix,
+            timezone,
+            out,
+        } => {
+            let stored = block_on(importer::redbeat::read(redis, key_prefix))??;
+            let import =
+                importer::redbeat::convert(&stored, redis, key_prefix, timezone.as_deref());
+            (import, out)
+        }
+        ImportSource::DjangoCeleryBeat { database, out } => {
+            let rows = block_on(async {
+                let db = DjangoDb::connect(database).await?;
+                let rows = db.tasks().await;
+                db.pool.close().await;
+                rows
+            })??;
+            (importer::django::convert(&rows, database), out)
+        }
     };
     finish(&import, label)
+}
+
+/// Runs `f` on a runtime of its own (the importers' one async step).
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(f))
 }
 
 /// Runs the describer with the user's Python and converts what it prints.

@@ -15,6 +15,7 @@
 //! HTTP; it depends only on `entry` (the validation context of rows) and
 //! `redact::mask_url`.
 
+pub mod django;
 pub mod query;
 pub mod row;
 pub mod sync;

@@ -14,9 +14,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::options;
 use super::writer::body;
 use super::{Import, ImportError, Imported, Route};
+use crate::celery::mapping as options;
 use crate::entry::RoutePattern;
 
 /// The Python script that describes a Celery app as JSON.
@@ -361,16 +361,9 @@ fn schedule(s: &Map<String, Json>, relative: bool) -> Result<Vec<(String, Json)>
                     fields.insert(f.into(), v);
                 }
             }
-            let wildcard = ["minute", "hour"]
-                .iter()
-                .any(|f| get(f).as_str().is_some_and(|t| t.starts_with('*')));
-            let mut v = vec![("crontab".into(), Json::Object(fields))];
-            if wildcard {
-                // Celery's crontab in a DST change: a wall time in the gap
-                // fires as much later as the clocks jumped, a repeated one
-                // only the first time. (A fixed-time entry keeps metronome's
-                // rule: the first instant after the gap; the README says so.)
-                v.push(("dst".into(), json!({"gap": "later", "fold": "first"})));
+            let mut v = vec![("crontab".into(), Json::Object(fields.clone()))];
+            if let Some(dst) = options::crontab_dst(&fields) {
+                v.push(("dst".into(), dst));
             }
             match s.get("timezone") {
                 Some(Json::String(tz)) => v.push(("timezone".into(), json!(tz))),

@@ -9,8 +9,6 @@
 //!
 //! - `celery`: the JSON the embedded `celery_app.py` prints about a Celery
 //!   app ([`celery::SCRIPT`]);
-//! - `options`: Celery `apply_async` options to the file's `options`, the
-//!   checks every importer shares;
 //! - `redbeat`: RedBeat's Redis keys and JSON encoding;
 //! - `django`: django-celery-beat's rows.
 //!
@@ -18,7 +16,8 @@
 //! in the model or is listed in [`Import::unsupported`] with its reason.
 
 pub mod celery;
-pub mod options;
+pub mod django;
+pub mod redbeat;
 pub mod writer;
 
 use serde_json::{Map, Value as Json};

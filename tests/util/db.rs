@@ -82,6 +82,57 @@ impl Drop for Pg {
     }
 }
 
+/// The MariaDB/MySQL server's admin URL (`METRONOME_TEST_MYSQL`, default
+/// `mysql://root@127.0.0.1:3306/mysql`).
+pub fn mysql_admin_url() -> String {
+    std::env::var("METRONOME_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into())
+}
+
+/// A MariaDB database of its own, dropped at the end.
+pub struct Maria {
+    pub name: String,
+    pub url: String,
+}
+
+impl Maria {
+    pub async fn new() -> Maria {
+        let name = format!("mt_{}", uuid::Uuid::new_v4().simple());
+        let mut c = sqlx::MySqlConnection::connect(&mysql_admin_url())
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let base = mysql_admin_url();
+        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        Maria { name, url }
+    }
+}
+
+impl Drop for Maria {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::MySqlConnection::connect(&mysql_admin_url()).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name}");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
 /// A SQLite database file in `dir`.
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("metronome.db").display())

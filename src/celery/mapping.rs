@@ -1,6 +1,9 @@
-//! Celery `apply_async` options (as JSON) to a schedule file's `options`,
-//! and the reasons the ones that have no equivalent are refused. Shared by
-//! every importer, so the same option converts the same way from any store.
+//! What Celery's settings become in a schedule file, shared by every
+//! importer and the django-celery-beat source, so the same thing converts
+//! the same way from any store: `apply_async` options (as JSON) to the
+//! file's `options`, with the reasons the ones that have no equivalent are
+//! refused ([`convert`]), and the DST rule that makes a `crontab` run as
+//! Celery's does ([`crontab_dst`]).
 //!
 //! Values JSON cannot carry arrive as markers from the Celery describer:
 //! `{"__datetime__": ISO, "__aware__": bool}`, `{"__timedelta__": secs}`,
@@ -66,6 +69,20 @@ fn one(key: &str, v: &Json) -> Result<Option<Json>, String> {
             KEPT.join(", ")
         )),
     }
+}
+
+/// The `dst` rule under which `crontab` fields run as Celery runs them: a
+/// wildcard entry (minute or hour starting with `*`) takes Celery's gap
+/// rule (`later`) and fires once in a repeated hour; a fixed-time entry
+/// keeps metronome's default (the first instant after a gap, the one
+/// documented difference, celery#9653). `None` when the default is Celery's.
+pub fn crontab_dst(fields: &Map<String, Json>) -> Option<Json> {
+    let wildcard = ["minute", "hour"].iter().any(|f| match fields.get(*f) {
+        None => true,
+        Some(Json::String(t)) => t.starts_with('*'),
+        Some(_) => false,
+    });
+    wildcard.then(|| serde_json::json!({"gap": "later", "fold": "first"}))
 }
 
 /// `expires`: seconds after the run, or an instant.
