@@ -71,6 +71,32 @@ fn one(key: &str, v: &Json) -> Result<Option<Json>, String> {
     }
 }
 
+/// A Celery crontab's fields (`field` gives each, `None` or `"*"` when
+/// left out) as the `crontab` key, followed by the `dst` key that makes it
+/// run as Celery's does ([`crontab_dst`]), when one is needed.
+pub fn crontab_keys(field: impl Fn(&str) -> Option<Json>) -> Vec<(String, Json)> {
+    let mut fields = Map::new();
+    for f in [
+        "minute",
+        "hour",
+        "day_of_week",
+        "day_of_month",
+        "month_of_year",
+    ] {
+        match field(f) {
+            None | Some(Json::Null) => {}
+            Some(v) if v == "*" => {}
+            Some(v) => {
+                fields.insert(f.into(), v);
+            }
+        }
+    }
+    let dst = crontab_dst(&fields);
+    let mut v = vec![("crontab".to_string(), Json::Object(fields))];
+    v.extend(dst.map(|d| ("dst".to_string(), d)));
+    v
+}
+
 /// The `dst` rule under which `crontab` fields run as Celery runs them: a
 /// wildcard entry (minute or hour starting with `*`) takes Celery's gap
 /// rule (`later`) and fires once in a repeated hour; a fixed-time entry

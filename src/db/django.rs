@@ -279,25 +279,9 @@ impl PeriodicTask {
             return interval(every, self.get("i.period").unwrap_or_default());
         }
         if self.get("c.minute").is_some() {
-            let mut fields = Map::new();
-            for f in [
-                "minute",
-                "hour",
-                "day_of_week",
-                "day_of_month",
-                "month_of_year",
-            ] {
-                let v = self.get(&format!("c.{f}")).unwrap_or("*");
-                if v != "*" {
-                    fields.insert(f.into(), json!(v));
-                }
-            }
-            let mut v = vec![("crontab".into(), Json::Object(fields.clone()))];
+            let mut v = mapping::crontab_keys(|f| self.get(&format!("c.{f}")).map(Json::from));
             if let Some(tz) = self.get("c.timezone") {
                 v.push(("timezone".into(), json!(tz)));
-            }
-            if let Some(dst) = mapping::crontab_dst(&fields) {
-                v.push(("dst".into(), dst));
             }
             return Ok(v);
         }

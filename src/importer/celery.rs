@@ -348,23 +348,7 @@ fn schedule(s: &Map<String, Json>, relative: bool) -> Result<Vec<(String, Json)>
             Ok(v)
         }
         Some("crontab") => {
-            let mut fields = Map::new();
-            for f in [
-                "minute",
-                "hour",
-                "day_of_week",
-                "day_of_month",
-                "month_of_year",
-            ] {
-                let v = get(f);
-                if v != "*" {
-                    fields.insert(f.into(), v);
-                }
-            }
-            let mut v = vec![("crontab".into(), Json::Object(fields.clone()))];
-            if let Some(dst) = options::crontab_dst(&fields) {
-                v.push(("dst".into(), dst));
-            }
+            let mut v = options::crontab_keys(|f| s.get(f).cloned());
             match s.get("timezone") {
                 Some(Json::String(tz)) => v.push(("timezone".into(), json!(tz))),
                 Some(_) => return Err("its crontab class has a zone with no IANA name".into()),

@@ -166,26 +166,7 @@ fn schedule(s: &Json, last: Option<Timestamp>) -> Result<Vec<(String, Json)>, St
             Ok(v)
         }
         Some("crontab") => {
-            let mut fields = Map::new();
-            for f in [
-                "minute",
-                "hour",
-                "day_of_week",
-                "day_of_month",
-                "month_of_year",
-            ] {
-                match get(f) {
-                    Json::Null => {}
-                    v if v == "*" => {}
-                    v => {
-                        fields.insert(f.into(), v);
-                    }
-                }
-            }
-            let mut v = vec![("crontab".into(), Json::Object(fields.clone()))];
-            if let Some(dst) = mapping::crontab_dst(&fields) {
-                v.push(("dst".into(), dst));
-            }
+            let v = mapping::crontab_keys(|f| s.get(f).cloned());
             Ok(v)
         }
         Some("rrule") => rrule(s),

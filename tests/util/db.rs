@@ -62,24 +62,27 @@ impl Pg {
 impl Drop for Pg {
     fn drop(&mut self) {
         let name = self.name.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                }
-            });
-        })
-        .join()
-        .unwrap();
+        drop_blocking(async move {
+            if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url()).await {
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+            }
+        });
     }
+}
+
+/// Runs a database's clean-up to the end on a thread and runtime of its
+/// own (a `Drop` may run inside a test's runtime).
+fn drop_blocking(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    })
+    .join()
+    .unwrap();
 }
 
 /// The MariaDB/MySQL server's admin URL (`METRONOME_TEST_MYSQL`, default
@@ -114,22 +117,14 @@ impl Maria {
 impl Drop for Maria {
     fn drop(&mut self) {
         let name = self.name.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::MySqlConnection::connect(&mysql_admin_url()).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name}");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut c)
-                        .await;
-                }
-            });
-        })
-        .join()
-        .unwrap();
+        drop_blocking(async move {
+            if let Ok(mut c) = sqlx::MySqlConnection::connect(&mysql_admin_url()).await {
+                let sql = format!("DROP DATABASE IF EXISTS {name}");
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await;
+            }
+        });
     }
 }
 
