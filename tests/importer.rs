@@ -229,3 +229,70 @@ fn compare_routes(py: &Path, app: &str, count: usize) {
     }
     assert_eq!(seen, count);
 }
+
+/// `GET /api/v1/schedules/{name}` shows an imported entry's args, kwargs and
+/// effective options, and they are what Celery sends for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_shows_what_celery_would_send() {
+    let Some(py) = venv_python() else { return };
+    let (out, dir) = import(&py, "tutorial:app", &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let described: Json = serde_json::from_str(&run_ok(
+        Command::new(&py)
+            .current_dir(apps())
+            .arg(repo().join("src/importer/celery_app.py"))
+            .arg("tutorial:app"),
+    ))
+    .unwrap();
+    let file = dir.path().join("beat.yaml");
+    let state = dir.path().join("state.json");
+    let m = crate::util::process::Metronome::serve(
+        &[
+            "--schedule",
+            file.to_str().unwrap(),
+            "--no-lock",
+            "--state-file",
+            state.to_str().unwrap(),
+        ],
+        None,
+    );
+    for d in described["entries"].as_array().unwrap() {
+        let name = d["name"].as_str().unwrap();
+        let (status, v) = crate::util::http::get(&m, &format!("/api/v1/schedules/{name}")).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["args"], d["args"], "{name}");
+        assert_eq!(v["kwargs"], d["kwargs"], "{name}");
+        assert_eq!(v["options"]["queue"], d["route"]["queue"], "{name}");
+        let priority = v["options"]
+            .get("priority")
+            .cloned()
+            .unwrap_or(Json::from(0));
+        assert_eq!(priority, d["route"]["priority"], "{name}");
+        let celery_opts = d["options"].as_object().unwrap();
+        for k in ["expires", "headers"] {
+            assert_eq!(v["options"].get(k), celery_opts.get(k), "{name} {k}");
+        }
+    }
+    let (_, all) = crate::util::http::get(&m, "/api/v1/schedules").await;
+    let listed = all.as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|v| v["options"].is_object() && v["args"].is_array()),
+        "{all}"
+    );
+    let (_, doc) = crate::util::http::get(&m, "/api/v1/openapi.json").await;
+    let props = &doc["components"]["schemas"]["ScheduleView"]["properties"];
+    for k in ["args", "kwargs", "options"] {
+        assert!(
+            props[k]["description"].is_string(),
+            "{k} undocumented: {props}"
+        );
+    }
+    assert!(
+        props["options"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("routes")
+    );
+}

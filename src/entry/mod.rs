@@ -110,6 +110,37 @@ impl Options {
     }
 }
 
+impl Options {
+    /// The options as a schedule file writes them: only those set,
+    /// `expires` in seconds after the run or as an RFC 3339 instant.
+    pub fn to_json(&self) -> Json {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<Json>| {
+            if let Some(v) = v {
+                m.insert(k.into(), v);
+            }
+        };
+        put("queue", self.queue.clone().map(Json::from));
+        put("exchange", self.exchange.clone().map(Json::from));
+        put("routing_key", self.routing_key.clone().map(Json::from));
+        put("priority", self.priority.map(Json::from));
+        put(
+            "expires",
+            self.expires.map(|e| match e {
+                Expires::After(d) if d.subsec_nanos() == 0 => Json::from(d.as_secs()),
+                Expires::After(d) => Json::from(d.as_secs_f64()),
+                Expires::At(t) => Json::from(t.to_string()),
+            }),
+        );
+        put("time_limit", self.time_limit.map(Json::from));
+        put("soft_time_limit", self.soft_time_limit.map(Json::from));
+        if !self.headers.is_empty() {
+            m.insert("headers".into(), Json::Object(self.headers.clone()));
+        }
+        Json::Object(m)
+    }
+}
+
 /// Where an entry was defined, for error messages and the API.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Origin {

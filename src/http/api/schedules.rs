@@ -30,6 +30,18 @@ pub struct ScheduleView {
     pub schedule: Option<Json_>,
     /// IANA zone the schedule is read in.
     pub timezone: Option<String>,
+    /// The task's positional arguments.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub args: Option<Vec<Json_>>,
+    /// The task's keyword arguments.
+    #[schema(value_type = Option<Object>)]
+    pub kwargs: Option<Json_>,
+    /// The options every run is sent with, after the file's `defaults` and
+    /// the matching `routes` (the entry's own win): queue (`celery` when
+    /// none is set), exchange, routing_key, priority, expires (seconds
+    /// after the run, or an instant), headers, time limits.
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<Json_>,
     pub enabled: Option<bool>,
     /// `file` or `database`.
     pub source: String,
@@ -59,6 +71,9 @@ fn view(e: &Entry, st: &EntryState, next: Option<Run>) -> ScheduleView {
         task: Some(e.task.to_string()),
         schedule: Some(e.schedule.to_json()),
         timezone: Some(e.timezone_name.to_string()),
+        args: Some(e.args.clone()),
+        kwargs: Some(Json_::Object((*e.kwargs).clone())),
+        options: Some(effective_options(e)),
         enabled: Some(e.enabled),
         source: if db { "database" } else { "file" }.into(),
         location: e.origin.to_string(),
@@ -72,6 +87,13 @@ fn view(e: &Entry, st: &EntryState, next: Option<Run>) -> ScheduleView {
     }
 }
 
+/// The entry's options with the queue it is sent to.
+fn effective_options(e: &Entry) -> Json_ {
+    let mut o = e.options.to_json();
+    o["queue"] = Json_::from(crate::celery::message::route(e).queue);
+    o
+}
+
 /// The view of a database row that is not (yet) in the scheduler.
 pub(super) fn invalid_view(name: &str, error: &str) -> ScheduleView {
     ScheduleView {
@@ -79,6 +101,9 @@ pub(super) fn invalid_view(name: &str, error: &str) -> ScheduleView {
         task: None,
         schedule: None,
         timezone: None,
+        args: None,
+        kwargs: None,
+        options: None,
         enabled: None,
         source: "database".into(),
         location: SOURCE.into(),
